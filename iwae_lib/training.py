@@ -1,0 +1,299 @@
+"""Training with the paper's schedule, exact resume from checkpoints, and recorded results.
+
+A run lives in one directory:
+
+    config.json      the TrainConfig (and the model architecture it implies)
+    checkpoint.npz   parameters, Adam state, counters and history; rewritten atomically
+    progress.json    the learning curve so far (readable while a run is going on)
+    metrics.json     final results: k=5000 test log-likelihood, train log-likelihood,
+                     active units, per-epoch history, wall times, environment
+    weights.npz      the final (or validation-selected) parameters, float32 arrays
+    tensorboard/     scalars for TensorBoard
+
+Randomness is a pure function of (seed, step): the data order of epoch e is a permutation
+drawn from ``default_rng([seed, e])``, and the Bernoulli binarization and the samples of
+step s use stateless TF seeds derived from (seed, s). A run resumed from a checkpoint
+therefore does exactly what the uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from iwae_lib import adam, checkpoints, data, estimators, evaluation, models, runinfo, schedules
+from iwae_lib._quiet import import_tensorflow_quietly
+from iwae_lib.config import TrainConfig
+
+tf = import_tensorflow_quietly()
+
+CHECKPOINT = "checkpoint.npz"
+TEST_BINARIZATION_SEED = 0  # fixed binarization of training images for the train log-likelihood
+
+
+# ----------------------------------------------------------------------------- compiled steps
+
+
+def make_train_chunk(params, m, v, config: TrainConfig, dynamic: bool):
+    """A compiled function running several optimisation steps in one call.
+
+    (x_chunk [S, B, x_size], learning_rate [], first_step int64 []) -> mean bound over the
+    S * B examples. Step s (0-based, global) binarizes its batch with seed (seed, s, 0),
+    draws its samples with (seed, s, 1) and makes Adam update number s + 1.
+    """
+    model = config.model_config()
+    options = config.bound_options()
+    hyper = {"beta1": config.beta1, "beta2": config.beta2, "epsilon": config.epsilon}
+    spec = [tf.TensorSpec([None, config.batch_size, model.x_size], tf.float32),
+            tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int64)]
+
+    @tf.function(input_signature=spec)
+    def train_chunk(x_chunk, learning_rate, first_step):
+        total = tf.constant(0.0)
+        n = tf.shape(x_chunk)[0]
+        for i in tf.range(n):
+            step = first_step + tf.cast(i, tf.int64)
+            seed = tf.stack([tf.constant(config.seed, tf.int64), step])
+            x = x_chunk[i]
+            if dynamic:
+                noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.random.experimental.stateless_fold_in(seed, 0))
+                x = tf.cast(noise < x, tf.float32)
+            bound, grads = estimators.loss_and_gradients(
+                params, model, x, config.k, tf.random.experimental.stateless_fold_in(seed, 1),
+                config.objective, config.estimator, **options)
+            adam.apply_adam(params, grads, m, v, tf.cast(step + 1, tf.float32), learning_rate, **hyper)
+            total += tf.reduce_mean(bound)
+        return total / tf.cast(n, tf.float32)
+
+    return train_chunk
+
+
+def epoch_order(seed: int, epoch: int, n_train: int, batch_size: int) -> np.ndarray:
+    """Indices of the training examples for each step of an epoch: [n_batches, batch_size]."""
+    n_batches = n_train // batch_size
+    return np.random.default_rng([seed, epoch]).permutation(n_train)[: n_batches * batch_size].reshape(n_batches, batch_size)
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def _fresh_state(config, model, train_mean):
+    params = models.init_params(model, config.seed, train_mean)
+    zeros = {n: np.zeros_like(p) for n, p in params.items()}
+    counters = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "epoch_bound_sum": 0.0,
+                "epoch_steps": 0, "history": [], "stage_seconds": {}, "train_seconds": 0.0,
+                "best": None, "evals_since_best": 0, "stopped_early": False}
+    return params, zeros, dict(zeros), None, counters
+
+
+def save_checkpoint(path, params, m, v, best, counters):
+    """Everything needed to resume, in one atomically written .npz."""
+    arrays = {}
+    for prefix, group in (("param", params), ("adam_m", m), ("adam_v", v), ("best", best or {})):
+        arrays.update({f"{prefix}:{n}": np.asarray(value) for n, value in group.items()})
+    arrays["counters_json"] = np.array(json.dumps(counters))
+    checkpoints.save_arrays(path, arrays)
+
+
+def load_checkpoint(path):
+    """Inverse of save_checkpoint: (params, m, v, best or None, counters)."""
+    try:
+        arrays = checkpoints.load_arrays(path)
+        counters = json.loads(str(arrays.pop("counters_json")))
+    except Exception as err:  # a checkpoint is written atomically, so this means outside damage
+        raise RuntimeError(f"cannot read checkpoint {path}: {err}. Delete it to start the run again.") from err
+    groups = {"param": {}, "adam_m": {}, "adam_v": {}, "best": {}}
+    for key, value in arrays.items():
+        prefix, name = key.split(":", 1)
+        groups[prefix][name] = value
+    return groups["param"], groups["adam_m"], groups["adam_v"], groups["best"] or None, counters
+
+
+# ----------------------------------------------------------------------------- run directory
+
+
+def prepare_run_dir(out_dir, config: TrainConfig) -> Path:
+    """Create the run directory (or check that an existing one holds the same run)."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"cannot write to the output directory {out}: {err.strerror or err}") from err
+    record = {"train": config.to_dict(), "model": config.model_config().to_dict()}
+    existing = out / "config.json"
+    if existing.exists():
+        old = checkpoints.load_json(existing).get("train", {})
+        differing = sorted(k for k in set(old) | set(record["train"]) if old.get(k) != record["train"].get(k))
+        if differing:
+            raise ValueError(
+                f"{out} already holds a run with a different configuration (differs in: {', '.join(differing)}). "
+                "Use another output directory, or delete this one to start over.")
+    else:
+        checkpoints.save_json(existing, record)
+    return out
+
+
+def _heldout_bound(params, model, x, k, seed):
+    return float(np.mean(evaluation.log_likelihood(params, model, x, k=k, seed=seed, chunk_size=k,
+                                                   batch_size=max(1, 20000 // k), progress=False)))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> dict:
+    """Train (or resume, or just return the results of) the run in ``out_dir``.
+
+    Args:
+        config: the run's TrainConfig (validated on construction).
+        out_dir: run directory; if it holds a checkpoint of the same config, the run resumes.
+        progress: show tqdm progress bars.
+        dataset: optional preloaded ``data.load_dataset`` result (tests, notebooks).
+
+    Returns:
+        the metrics dict, also written to ``out_dir/metrics.json``.
+    """
+    out = prepare_run_dir(out_dir, config)
+    if (out / "metrics.json").exists():
+        return checkpoints.load_json(out / "metrics.json")
+    ds = dataset if dataset is not None else data.load_dataset(config.dataset, config.validation_size, config.seed)
+    model = config.model_config()
+    train_x = ds.train if config.train_size is None else ds.train[: config.train_size]
+    stage_list = schedules.stages(config.schedule, config.epochs, config.learning_rate)
+    rates = schedules.epoch_rates(stage_list)
+    stage_ends = set(np.cumsum([n for n, _ in stage_list]).tolist())
+
+    ckpt_path = out / CHECKPOINT
+    if ckpt_path.exists():
+        params_np, m_np, v_np, best, counters = load_checkpoint(ckpt_path)
+    else:
+        params_np, m_np, v_np, best, counters = _fresh_state(config, model, ds.train_mean)
+    params = models.as_variables(params_np)
+    m, v = models.as_variables(m_np), models.as_variables(v_np)
+    train_chunk = make_train_chunk(params, m, v, config, ds.dynamic)
+    writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+    monitor = {"test": ds.test[: config.eval_size]}
+    if ds.valid is not None:
+        monitor["valid"] = ds.valid[: config.eval_size]
+
+    def snapshot():
+        return {n: var.numpy() for n, var in params.items()}
+
+    def checkpoint():
+        save_checkpoint(ckpt_path, snapshot(), {n: x.numpy() for n, x in m.items()},
+                        {n: x.numpy() for n, x in v.items()}, best, counters)
+        checkpoints.save_json(out / "progress.json", {"epochs_completed": counters["epoch"],
+                                                      "total_epochs": len(rates), "history": counters["history"]})
+
+    n_batches = len(train_x) // config.batch_size
+    last_save = time.monotonic()
+    bar = tqdm(total=len(rates), initial=counters["epoch"], desc="epochs", unit="epoch", disable=not progress)
+    while counters["epoch"] < len(rates) and not counters["stopped_early"]:
+        epoch = counters["epoch"]
+        rate, stage = rates[epoch]
+        order = epoch_order(config.seed, epoch, len(train_x), config.batch_size)
+        started = time.monotonic()
+        while counters["step_in_epoch"] < n_batches:
+            first = counters["step_in_epoch"]
+            idx = order[first: first + config.steps_per_call]
+            mean_bound = float(train_chunk(train_x[idx], tf.constant(rate, tf.float32),
+                                           tf.constant(counters["global_step"], tf.int64)))
+            if not math.isfinite(mean_bound):
+                checkpoint_note = f"last checkpoint: epoch {counters['epoch']}, step {counters['step_in_epoch']}"
+                raise FloatingPointError(f"the training bound became {mean_bound} in epoch {epoch + 1}; "
+                                         f"try a smaller learning rate ({checkpoint_note})")
+            counters["step_in_epoch"] += len(idx)
+            counters["global_step"] += len(idx)
+            counters["epoch_bound_sum"] += mean_bound * len(idx)
+            counters["epoch_steps"] += len(idx)
+            bar.set_postfix(stage=stage, bound=f"{counters['epoch_bound_sum'] / counters['epoch_steps']:.2f}")
+            elapsed = time.monotonic() - started
+            if time.monotonic() - last_save >= config.checkpoint_seconds and counters["step_in_epoch"] < n_batches:
+                counters["train_seconds"] += elapsed
+                counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
+                started = time.monotonic()
+                checkpoint()
+                last_save = time.monotonic()
+        elapsed = time.monotonic() - started
+        counters["train_seconds"] += elapsed
+        counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
+        entry = {"epoch": epoch + 1, "stage": stage, "learning_rate": rate,
+                 "train_bound": counters["epoch_bound_sum"] / max(1, counters["epoch_steps"]),
+                 "train_seconds": counters["train_seconds"]}
+        evaluate_now = config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == len(rates))
+        if evaluate_now:
+            for split, x in monitor.items():
+                entry[f"{split}_bound"] = _heldout_bound(snapshot(), model, x, config.k, config.seed + 1)
+            if "valid" in monitor:
+                if best is None or entry["valid_bound"] > counters["best"]["valid_bound"]:
+                    best, counters["best"] = snapshot(), {"epoch": epoch + 1, "valid_bound": entry["valid_bound"]}
+                    counters["evals_since_best"] = 0
+                else:
+                    counters["evals_since_best"] += 1
+                    if config.patience is not None and counters["evals_since_best"] >= config.patience:
+                        counters["stopped_early"] = True
+        with writer.as_default(step=epoch + 1):
+            for key in ("train_bound", "test_bound", "valid_bound", "learning_rate"):
+                if key in entry:
+                    tf.summary.scalar(key, entry[key])
+        counters["history"].append(entry)
+        counters.update(epoch=epoch + 1, step_in_epoch=0, epoch_bound_sum=0.0, epoch_steps=0)
+        bar.update(1)
+        if (epoch + 1) in stage_ends or counters["epoch"] == len(rates) or counters["stopped_early"] \
+                or time.monotonic() - last_save >= config.checkpoint_seconds:
+            checkpoint()
+            last_save = time.monotonic()
+    bar.close()
+    writer.flush()
+    return finish(config, out, best if best is not None else snapshot(), counters, ds, progress)
+
+
+def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, progress: bool = True) -> dict:
+    """Final evaluation of the selected weights; writes weights.npz and metrics.json."""
+    model = config.model_config()
+    started = time.monotonic()
+    test_x = ds.test if config.final_test_size is None else ds.test[: config.final_test_size]
+    test_ll = evaluation.log_likelihood(weights, model, test_x, k=config.final_k, seed=config.seed + 2,
+                                        progress=progress, description=f"test log p(x), k={config.final_k}")
+    train_x = ds.train[: config.final_train_size]
+    if ds.dynamic:
+        train_x = data.binarize(train_x, TEST_BINARIZATION_SEED)
+    train_ll = evaluation.log_likelihood(weights, model, train_x, k=config.final_k, seed=config.seed + 3,
+                                         progress=progress, description=f"train log p(x), k={config.final_k}")
+    units = evaluation.active_units(weights, model, ds.test, seed=config.seed + 4)
+    checkpoints.save_arrays(out / "weights.npz", weights)
+    metrics = {
+        "finished": True,
+        "config": config.to_dict(),
+        "model": model.to_dict(),
+        "seed": config.seed,
+        "epochs_completed": counters["epoch"],
+        "total_epochs": config.total_epochs(),
+        "global_steps": counters["global_step"],
+        "stopped_early": counters["stopped_early"],
+        "selected_epoch": counters["best"]["epoch"] if counters["best"] else counters["epoch"],
+        "test_log_likelihood": float(np.mean(test_ll)),
+        "test_log_likelihood_stderr": float(np.std(test_ll) / math.sqrt(len(test_ll))),
+        "test_images": len(test_ll),
+        "train_log_likelihood": float(np.mean(train_ll)),
+        "train_images": len(train_ll),
+        "final_k": config.final_k,
+        "active_units": units["active"],
+        "active_unit_variances": [v.tolist() for v in units["variances"]],
+        "history": counters["history"],
+        "wall_seconds": {"training": counters["train_seconds"],
+                         "per_stage": counters["stage_seconds"],
+                         "final_evaluation": time.monotonic() - started},
+        "environment": runinfo.environment(),
+        "weights": "weights.npz",
+    }
+    checkpoints.save_json(out / "metrics.json", metrics)
+    return metrics
