@@ -117,6 +117,10 @@ def load_checkpoint(path):
 # ----------------------------------------------------------------------------- run directory
 
 
+def _defaults() -> dict:
+    return {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
+
+
 def prepare_run_dir(out_dir, config: TrainConfig) -> Path:
     """Create the run directory (or check that an existing one holds the same run)."""
     out = Path(out_dir)
@@ -131,6 +135,8 @@ def prepare_run_dir(out_dir, config: TrainConfig) -> Path:
     existing = out / "config.json"
     if existing.exists():
         old = checkpoints.load_json(existing).get("train", {})
+        # options added to TrainConfig after the run started count as their defaults
+        old = {**_defaults(), **old}
         differing = sorted(k for k in set(old) | set(record["train"]) if old.get(k) != record["train"].get(k))
         if differing:
             raise ValueError(
