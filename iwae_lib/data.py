@@ -254,7 +254,9 @@ def _verify(name, path):
         url = REGISTRY[name]["urls"][0]
         content = "decompressed content" if _is_compressed_copy(name, path) else "content"
         if _downloads_allowed():
-            advice = f"delete it (it is then downloaded again) or replace it with a copy from {url}."
+            advice = (
+                f"delete it (it is then downloaded again) or replace it with a copy from {url}."
+            )
         else:
             advice = f"delete it and put a fresh copy from {url} in IWAE_DATA_DIR={path.parent}."
         raise DataError(
@@ -599,7 +601,9 @@ def _check_validation_size(validation_size, limit, what):
     if isinstance(validation_size, bool) or not isinstance(validation_size, (int, np.integer)):
         raise ValueError(f"validation_size must be an int, got {validation_size!r}")
     if not 0 <= validation_size <= limit:
-        raise ValueError(f"validation_size must be in [0, {limit}] for {what}, got {validation_size}")
+        raise ValueError(
+            f"validation_size must be in [0, {limit}] for {what}, got {validation_size}"
+        )
 
 
 def split_validation(num_examples, validation_size, seed):
@@ -693,7 +697,8 @@ def load_dataset(name, validation_size=0, seed=0):
 
 
 def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    is_int = isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
+    if not is_int or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
 
 
@@ -706,7 +711,9 @@ def _epoch_batches(train, key, batch_size, dynamic, drop_remainder):
     fold_in = tf.random.experimental.stateless_fold_in
     num_examples = tf.shape(train, out_type=tf.int64)[0]
     order = tf.random.experimental.stateless_shuffle(tf.range(num_examples), seed=fold_in(key, 0))
-    indices = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=drop_remainder)
+    indices = tf.data.Dataset.from_tensor_slices(order).batch(
+        batch_size, drop_remainder=drop_remainder
+    )
 
     def serve(batch_number, rows):
         batch = tf.gather(train, rows)

@@ -33,7 +33,7 @@ from iwae_lib.config import TrainConfig
 tf = import_tensorflow_quietly()
 
 CHECKPOINT = "checkpoint.npz"
-TEST_BINARIZATION_SEED = 0  # fixed binarization of training images for the train log-likelihood
+TRAIN_EVAL_BINARIZATION_SEED = 20151103  # fixed binarization of the training images scored at the end
 
 
 # ----------------------------------------------------------------------------- compiled steps
@@ -271,7 +271,7 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
                                         progress=progress, description=f"test log p(x), k={config.final_k}")
     train_x = ds.train[: config.final_train_size]
     if ds.dynamic:
-        train_x = data.binarize(train_x, TEST_BINARIZATION_SEED)
+        train_x = data.binarize(train_x, TRAIN_EVAL_BINARIZATION_SEED)
     train_ll = evaluation.log_likelihood(weights, model, train_x, k=config.final_k, seed=config.seed + 3,
                                          progress=progress, description=f"train log p(x), k={config.final_k}")
     units = evaluation.active_units(weights, model, ds.test, seed=config.seed + 4)

@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import io
+import os
 import shutil
 import struct
 import urllib.error
@@ -226,7 +227,9 @@ def test_verification_is_cached_per_file_version(real_data_dir, tmp_path, monkey
     monkeypatch.setattr(data, "_hash_file", lambda *a: calls.append(a) or real_hash(*a))
     assert data.fetch(name) == copy and data.fetch(name) == copy
     assert len(calls) == 1  # hashed once, then remembered
-    copy.write_bytes(copy.read_bytes()[:-1] + b"\x00")  # new size/mtime: checked again
+    content = copy.read_bytes()
+    copy.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
+    os.utime(copy, ns=(0, copy.stat().st_mtime_ns + 10**9))  # new mtime: checked again
     with pytest.raises(data.DataError, match="checksum"):
         data.fetch(name)
     assert len(calls) == 2
@@ -301,7 +304,8 @@ def test_download_tries_mirrors_caches_and_verifies(tmp_path, monkeypatch):
     assert y.tolist() == [7, 2, 1] and y.dtype == np.int64
 
     _forbid_network(monkeypatch)  # now served from the cache
-    assert data.fetch("t10k-labels-idx1-ubyte.gz") == tmp_path / "cache" / "t10k-labels-idx1-ubyte.gz"
+    cached_labels = tmp_path / "cache" / "t10k-labels-idx1-ubyte.gz"
+    assert data.fetch("t10k-labels-idx1-ubyte.gz") == cached_labels
 
 
 def test_download_with_bad_checksum_is_deleted(tmp_path, monkeypatch):
@@ -320,9 +324,10 @@ def test_bad_idx_header(tmp_path, monkeypatch):
     name = "t10k-labels-idx1-ubyte.gz"
     wrong_magic = _idx_gz(2051, (2,), [1, 2])
     (tmp_path / name).write_bytes(wrong_magic)
-    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(_idx_gz(2051, (2, 28, 28), np.zeros(1568)))
+    images = _idx_gz(2051, (2, 28, 28), np.zeros(1568))
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(images)
     _trust(monkeypatch, name, wrong_magic)
-    _trust(monkeypatch, "t10k-images-idx3-ubyte.gz", (tmp_path / "t10k-images-idx3-ubyte.gz").read_bytes())
+    _trust(monkeypatch, "t10k-images-idx3-ubyte.gz", images)
     monkeypatch.setenv("IWAE_DATA_DIR", str(tmp_path))
     with pytest.raises(data.DataError, match="magic number 2051, expected 2049"):
         data.load_mnist("test")
@@ -536,6 +541,8 @@ def test_train_dataset_reproducible_and_reshuffled():
     # every image gets a fresh binarization of its p=0.5 pixels in the second epoch
     differs = np.any(by_id[0][:, 6:] != by_id[1][:, 6:], axis=1)
     assert differs.all()
+    # and within an epoch, images with equal intensities get independent draws
+    assert len(np.unique(epochs[0][:, 6:], axis=0)) == 50
 
 
 def test_train_dataset_fixed_epoch():
