@@ -5,7 +5,8 @@ TensorFlow's C++ runtime prints a few informational lines when it is first impor
 ``TF_CPP_MIN_LOG_LEVEL`` because they are written before absl logging is configured, so we
 send file descriptor 2 to a temporary file for the duration of the import. If the import
 fails, whatever was written there is printed, so no real error is ever hidden.
-Set ``IWAE_VERBOSE_TF=1`` to see the lines anyway.
+TensorFlow's Python logger is set to ERROR (no retracing notices). Set
+``IWAE_VERBOSE_TF=1`` to see all of it.
 """
 
 import os
@@ -34,6 +35,8 @@ def import_tensorflow_quietly():
             import tensorflow_probability  # noqa: F401  (its first import also logs)
 
             tf.config.list_physical_devices()  # device probing logs too (cuInit)
+            # Python-side notices (e.g. "triggered tf.function retracing") are not errors
+            tf.get_logger().setLevel("ERROR")
         except BaseException:
             os.dup2(saved_fd, 2)
             captured.seek(0)

@@ -64,8 +64,9 @@ def log_likelihood(params, config, x, k: int = 5000, seed: int = 0, batch_size: 
     Returns:
         float64 NumPy array [N] of per-image estimates; the data set's estimate is its mean.
     """
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    for name, value in (("k", k), ("batch_size", batch_size), ("chunk_size", chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     x = np.asarray(x, np.float32)
     if x.ndim != 2 or x.shape[1] != config.x_size:
         raise ValueError(f"x must have shape [N, {config.x_size}], got {x.shape}")
