@@ -1,0 +1,118 @@
+"""Snapshots of one training run at chosen epochs, for watching a model learn.
+
+A run with the constant learning-rate schedule is trained in segments: segment i is the
+same run with an epoch budget of ``snapshot_epochs[i]``, started from the checkpoint that
+segment i - 1 left behind. Because training randomness is a pure function of (seed, step)
+and the constant schedule's rate does not depend on the budget, the chain of segments does
+exactly what one uninterrupted run would do; each segment ends with the usual final
+evaluation, so every snapshot has its ``metrics.json`` (log-likelihood, active units)
+and ``weights.npz``.
+
+Layout: ``<root>/<name>/epoch_0001/``, ``epoch_0002/``, ... each a normal run directory,
+with ``<root>`` as in :func:`iwae_lib.book.train_or_load`: ``results/`` for recorded runs,
+``runs/`` for runs trained now, ``runs/smoke/`` in the smoke profile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from iwae_lib import book, training
+from iwae_lib.config import TrainConfig
+
+
+def segment_name(epoch: int) -> str:
+    """Folder name of the snapshot after ``epoch`` epochs, e.g. ``epoch_0016``."""
+    return f"epoch_{int(epoch):04d}"
+
+
+def segment_configs(config: TrainConfig, snapshot_epochs) -> dict:
+    """epoch -> the TrainConfig of the segment ending there (constant schedule, that budget).
+
+    Raises ValueError unless the epochs are increasing positive integers and the config
+    uses the constant schedule (other schedules change every epoch's rate with the budget).
+    """
+    epochs = [int(e) for e in snapshot_epochs]
+    if not epochs or epochs[0] < 1 or any(b <= a for a, b in zip(epochs, epochs[1:])):
+        raise ValueError(f"snapshot_epochs must be increasing positive integers, got {list(snapshot_epochs)}")
+    if config.schedule != "constant":
+        raise ValueError(f"snapshots need schedule='constant' (got {config.schedule!r}): with another schedule "
+                         "the learning rate of an epoch depends on the total number of epochs")
+    return {e: dataclasses.replace(config, epochs=e) for e in epochs}
+
+
+def has_recorded_snapshots(name: str, snapshot_epochs) -> bool:
+    folder = book.results_dir() / name
+    return all((folder / segment_name(e) / "metrics.json").is_file() for e in snapshot_epochs)
+
+
+def train_segments(config: TrainConfig, snapshot_epochs, out_dir, dataset=None, progress: bool = False) -> Path:
+    """Train the chain of segments into ``out_dir`` (resuming whatever is already there)."""
+    out = Path(out_dir)
+    previous = None
+    for epoch, segment in segment_configs(config, snapshot_epochs).items():
+        run_dir = out / segment_name(epoch)
+        if previous is not None and not (run_dir / "metrics.json").exists() \
+                and not (run_dir / training.CHECKPOINT).exists():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(previous / training.CHECKPOINT, run_dir / training.CHECKPOINT)
+        training.train(segment, run_dir, progress=progress, dataset=dataset)
+        previous = run_dir
+    return out
+
+
+def train_or_load_snapshots(name: str, config: TrainConfig, snapshot_epochs, smoke: bool | None = None,
+                            progress: bool = False) -> dict:
+    """epoch -> RunRecord of the snapshot after that many epochs (ordered by epoch).
+
+    Full profile: recorded snapshots in ``results/<name>/`` are loaded; otherwise the chain
+    is trained (or resumed) in ``runs/<name>/``. Smoke profile: trained afresh in
+    ``runs/smoke/<name>/``.
+    """
+    smoke = book.is_smoke() if smoke is None else smoke
+    configs = segment_configs(config, snapshot_epochs)
+    if not smoke and has_recorded_snapshots(name, configs):
+        root, source = book.results_dir() / name, "recorded"
+    else:
+        root, source = (book.smoke_dir(name) if smoke else book.runs_dir() / name), "trained now"
+        if smoke:
+            shutil.rmtree(root, ignore_errors=True)
+        train_segments(config, configs, root, book.dataset(config.dataset, config.validation_size, config.seed),
+                       progress)
+    return {e: book.load_run(segment_name(e), root, requested=c, source=source) for e, c in configs.items()}
+
+
+def reconstructions_by_epoch(snapshots: dict, x) -> dict:
+    """"epoch e" -> pixel probabilities [B, 784] decoded from the means of q, for images x [B, 784]."""
+    from iwae_lib import models
+
+    return {f"epoch {e}": models.reconstruct(r.weights, r.model, x).numpy() for e, r in snapshots.items()}
+
+
+def prior_samples_by_epoch(snapshots: dict, n: int, seed: int = 0) -> dict:
+    """"epoch e" -> pixel probabilities [n, 784] of n prior samples; every snapshot decodes
+    the same latent draws (same ``seed``), so the rows show one decoder changing."""
+    from iwae_lib import models
+    from iwae_lib._quiet import import_tensorflow_quietly
+
+    tf = import_tensorflow_quietly()
+    return {f"epoch {e}": models.sample_prior(r.weights, r.model, n, tf.constant([seed, 0], tf.int64))[0].numpy()
+            for e, r in snapshots.items()}
+
+
+def book_snapshot_setup(objective: str = "iwae", k: int = 5, smoke: bool | None = None):
+    """The book's snapshot runs (chapters 5 and 9 share them): (run name, TrainConfig, epochs).
+
+    The paper's model with one stochastic layer on dynamically binarized MNIST, Adam at a
+    constant rate of 1e-3, snapshots after 1, 2, 4, ..., 64 epochs (smoke: a 100-image
+    subset, snapshots after 1 and 2 epochs, small final evaluations).
+    """
+    smoke = book.is_smoke() if smoke is None else smoke
+    epochs = (1, 2) if smoke else (1, 2, 4, 8, 16, 32, 64)
+    config = TrainConfig(dataset="mnist", n_stochastic=1, objective=objective, k=k, schedule="constant",
+                         epochs=max(epochs), learning_rate=1e-3, train_size=100 if smoke else None, eval_every=0,
+                         final_k=50 if smoke else 1000, final_test_size=50 if smoke else 1000,
+                         final_train_size=100 if smoke else 1000)
+    return f"mnist_1l_{objective}_k{k}_snapshots", config, epochs
