@@ -33,6 +33,7 @@ from iwae_lib.config import TrainConfig
 tf = import_tensorflow_quietly()
 
 CHECKPOINT = "checkpoint.npz"
+RESULT_NEUTRAL_OPTIONS = {"checkpoint_seconds"}  # may change when a run is resumed
 TRAIN_EVAL_BINARIZATION_SEED = 20151103  # fixed binarization of the training images scored at the end
 
 
@@ -137,7 +138,8 @@ def prepare_run_dir(out_dir, config: TrainConfig) -> Path:
         old = checkpoints.load_json(existing).get("train", {})
         # options added to TrainConfig after the run started count as their defaults
         old = {**_defaults(), **old}
-        differing = sorted(k for k in set(old) | set(record["train"]) if old.get(k) != record["train"].get(k))
+        differing = sorted(k for k in (set(old) | set(record["train"])) - RESULT_NEUTRAL_OPTIONS
+                           if old.get(k) != record["train"].get(k))
         if differing:
             raise ValueError(
                 f"{out} already holds a run with a different configuration (differs in: {', '.join(differing)}). "

@@ -1,0 +1,167 @@
+"""The website: build the Jupyter Book in the smoke profile, then look at it in a browser.
+
+SLOW (minutes): the build executes every chapter's notebook in the smoke profile, unless
+``_build/.jupyter_cache`` already holds an execution of the same code. The browser check
+needs Debian's ``chromium`` (``apt-get install -y chromium``) and is skipped without it.
+"""
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import socketserver
+import subprocess
+import sys
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / "_build"
+HTML = BUILD / "html"
+SCREENSHOTS = BUILD / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+BUILD_TIMEOUT = 1800
+
+pytestmark = pytest.mark.slow
+
+
+def toc_files():
+    """Every document named in _toc.yml, in order (paths without suffix)."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part.get("chapters", [])]
+    return files
+
+
+def chapter_files():
+    return [f for f in toc_files() if f.startswith("notebooks/")]
+
+
+def book_env():
+    env = dict(os.environ)
+    env["IWAE_SMOKE"] = "1"
+    env.pop("IWAE_PROFILE", None)
+    env["IPYTHONDIR"] = str(REPO / ".ipython")
+    env.setdefault("IWAE_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    return env
+
+
+@pytest.fixture(scope="module")
+def built_book():
+    """Build the book once for this module; returns the html folder."""
+    if not os.environ.get("IWAE_DATA_DIR") or not Path(os.environ["IWAE_DATA_DIR"]).is_dir():
+        pytest.skip("no data folder: set IWAE_DATA_DIR to the folder holding the MNIST files")
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", "-W", "-n", "--keep-going",
+               str(REPO)]
+    result = subprocess.run(command, cwd=REPO, env=book_env(), capture_output=True, text=True,
+                            timeout=BUILD_TIMEOUT)
+    log = result.stdout[-6000:] + result.stderr[-6000:]
+    assert result.returncode == 0, f"jupyter-book build failed (exit {result.returncode}):\n{log}"
+    assert "WARNING:" not in result.stdout + result.stderr, f"the build warned:\n{log}"  # Sphinx warnings
+    return HTML
+
+
+def test_every_page_of_the_toc_is_built(built_book):
+    chapters = chapter_files()
+    assert len(chapters) == 9
+    for name in toc_files():
+        page = built_book / f"{name}.html"
+        assert page.is_file(), f"{page} was not built"
+    for name in chapters:
+        text = (built_book / f"{name}.html").read_text()
+        assert "cell_output" in text, f"{name}: no executed outputs in the page"
+        assert "Traceback" not in text and "output_stderr" not in text and "ansi-red" not in text
+    bibliography = (built_book / "book" / "references.html").read_text()
+    assert "Importance Weighted Autoencoders" in bibliography
+
+
+# ----------------------------------------------------------------------------- browser
+
+
+class _Recorder(http.server.SimpleHTTPRequestHandler):
+    """Serves the html folder and records (path, status) of every request."""
+
+    requests = []
+
+    def log_request(self, code="-", size="-"):
+        self.requests.append((unquote(urlparse(self.path).path), int(code) if str(code).isdigit() else 0))
+
+    def log_message(self, *args):
+        pass
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src", ""))
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    handler = functools.partial(_Recorder, directory=str(built_book))
+    socketserver.TCPServer.allow_reuse_address = True
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        httpd.shutdown()
+
+
+def chromium(tmp_path, *args, timeout=120):
+    if not CHROMIUM.exists():
+        pytest.skip("headless browser check needs /usr/bin/chromium (apt-get install -y chromium)")
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.iterdir()))}"
+    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"chromium failed: {result.stderr[-3000:]}"
+    return result.stdout
+
+
+def test_chapter_one_renders_in_a_browser(server, built_book, tmp_path):
+    page = "notebooks/01_iwae_baseline.html"
+    _Recorder.requests.clear()
+    dom = chromium(tmp_path, "--dump-dom", f"{server}/{page}")
+
+    # formulas typeset by the locally served MathJax
+    assert len(re.findall(r"<mjx-container", dom)) >= 5, "MathJax did not typeset the formulas"
+    assert "cdn.jsdelivr.net" not in (built_book / page).read_text(), "MathJax should not come from a CDN"
+    served = dict(_Recorder.requests)
+    assert served.get("/_static/mathjax/tex-mml-chtml.js") == 200
+    assert any(path.endswith(".woff") and status == 200 for path, status in _Recorder.requests), "no MathJax font"
+
+    # every figure of the page exists, is not empty, and was fetched by the browser
+    parser = _Images()
+    parser.feed((built_book / page).read_text())
+    figures = [src for src in parser.sources if src.startswith("../_images/")]
+    assert len(figures) >= 5, f"expected the chapter's figures, found {parser.sources}"
+    for src in figures:
+        file = (built_book / page).parent / src
+        assert file.is_file() and file.stat().st_size > 1000, f"{src} missing or empty"
+        assert served.get("/" + str(file.resolve().relative_to(built_book.resolve()))) == 200, f"{src} not loaded"
+
+    # no error output anywhere
+    assert "Traceback" not in dom and "output_stderr" not in dom and "output_error" not in dom
+    failed = [(path, status) for path, status in _Recorder.requests if status >= 400 and path != "/favicon.ico"]
+    assert not failed, f"some requests failed: {failed}"
+
+    # a screenshot for people to look at
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = tmp_path / "chapter1.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars", f"{server}/{page}")
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, "screenshot missing or blank"
+    shutil.copy(shot, SCREENSHOTS / "chapter1.png")

@@ -1,0 +1,239 @@
+"""Unit tests of the notebooks' helpers: iwae_lib.book, iwae_lib.plotting, iwae_lib.paper."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iwae_lib import book, checkpoints, models, paper, plotting, schedules
+from iwae_lib.config import TrainConfig
+
+# ----------------------------------------------------------------------------- profiles
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, "full"),
+    ({"IWAE_SMOKE": "1"}, "smoke"),
+    ({"IWAE_SMOKE": "0"}, "full"),
+    ({"IWAE_PROFILE": "smoke"}, "smoke"),
+    ({"IWAE_PROFILE": "full"}, "full"),
+    ({"IWAE_PROFILE": "FULL", "IWAE_SMOKE": "1"}, "smoke"),
+])
+def test_profile_from_environment(monkeypatch, env, expected):
+    monkeypatch.delenv("IWAE_SMOKE", raising=False)
+    monkeypatch.delenv("IWAE_PROFILE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert book.profile() == expected
+    assert book.is_smoke() == (expected == "smoke")
+    assert ("Smoke profile" in book.profile_note()) == (expected == "smoke")
+
+
+def test_unknown_profile_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("IWAE_PROFILE", "fast")
+    with pytest.raises(ValueError, match="IWAE_PROFILE must be one of smoke, full"):
+        book.profile()
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def test_repo_root_and_results_dir(monkeypatch, tmp_path):
+    root = book.repo_root()
+    assert (root / "iwae_lib" / "book.py").is_file()
+    monkeypatch.delenv("IWAE_RESULTS_DIR", raising=False)
+    assert book.results_dir() == root / "results"
+    monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
+    assert book.results_dir() == tmp_path.resolve()
+
+
+def test_relative_data_dir_is_resolved_against_the_repository(monkeypatch):
+    monkeypatch.setenv("IWAE_DATA_DIR", "../shared/data")
+    book.resolve_data_dir_env()
+    assert Path(os.environ["IWAE_DATA_DIR"]) == (book.repo_root() / "../shared/data").resolve()
+    monkeypatch.setenv("IWAE_DATA_DIR", "/absolute/stays")
+    book.resolve_data_dir_env()
+    assert os.environ["IWAE_DATA_DIR"] == "/absolute/stays"
+
+
+# ----------------------------------------------------------------------------- train_or_load
+
+
+def _fake_run(folder, name, config, test_ll=-90.0):
+    """A finished run directory as training.finish writes it, with made-up numbers."""
+    run = folder / name
+    run.mkdir(parents=True)
+    weights = models.init_params(config.model_config(), seed=1)
+    checkpoints.save_arrays(run / "weights.npz", weights)
+    metrics = {"finished": True, "config": config.to_dict(), "model": config.model_config().to_dict(),
+               "epochs_completed": 12, "total_epochs": 12, "selected_epoch": 10, "stopped_early": False,
+               "test_log_likelihood": test_ll, "test_log_likelihood_stderr": 0.3, "train_log_likelihood": -88.0,
+               "active_units": [21], "history": [{"epoch": 10, "test_bound": -95.0}, {"epoch": 12, "test_bound": -94.0}],
+               "wall_seconds": {"training": 7200.0}, "environment": {"git_revision": "0123456789abcdef+dirty",
+                                                                      "cpu": "test cpu", "gpus": []}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return weights
+
+
+def test_train_or_load_loads_a_recorded_run_in_the_full_profile(monkeypatch, tmp_path):
+    config = TrainConfig(epochs=12, k=5)
+    weights = _fake_run(tmp_path, "fake_run", config)
+    monkeypatch.setattr(book, "results_dir", lambda: tmp_path)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a recorded run must not be trained again")
+
+    monkeypatch.setattr("iwae_lib.training.train", no_training)
+    record = book.train_or_load("fake_run", config, smoke=False)
+    assert record.source == "recorded"
+    assert record.test_log_likelihood == -90.0 and record.active_units == [21]
+    assert record.config == config and record.config_differences() == []
+    assert set(record.weights) == set(weights)
+    assert all(np.array_equal(record.weights[n], weights[n]) for n in weights)
+    assert record.training_hours == pytest.approx(2.0)
+    text = record.describe()
+    assert "fake_run" in text and "0123456789+dirty" in text and "12 of 12 epochs" in text and "2.00 h" in text
+
+
+def test_describe_names_configuration_differences(monkeypatch, tmp_path):
+    _fake_run(tmp_path, "fake_run", TrainConfig(epochs=12, k=5))
+    monkeypatch.setattr(book, "results_dir", lambda: tmp_path)
+    record = book.train_or_load("fake_run", TrainConfig(epochs=40, k=5), smoke=False)
+    assert record.config_differences() == ["epochs"]
+    assert "differs from this notebook's configuration in: epochs" in record.describe()
+
+
+def test_smoke_profile_never_reads_results(monkeypatch, tmp_path):
+    config = TrainConfig(epochs=12, k=5)
+    _fake_run(tmp_path / "results", "fake_run", config, test_ll=-1.0)
+    monkeypatch.setattr(book, "results_dir", lambda: tmp_path / "results")
+    monkeypatch.setenv("IWAE_RUNS_DIR", str(tmp_path / "runs"))
+    calls = []
+
+    def fake_train(cfg, out, progress=True, dataset=None):
+        calls.append(out)
+        _fake_run(out.parent, out.name, cfg, test_ll=-123.0)
+
+    monkeypatch.setattr("iwae_lib.training.train", fake_train)
+    monkeypatch.setattr(book, "dataset", lambda *args: None)
+    (tmp_path / "runs" / "smoke" / "fake_run").mkdir(parents=True)  # a stale smoke run is replaced
+    record = book.train_or_load("fake_run", config, smoke=True)
+    assert calls == [tmp_path / "runs" / "smoke" / "fake_run"]
+    assert record.source == "trained now" and record.test_log_likelihood == -123.0
+    assert book.missing_runs(["fake_run", "other"]) == ["other"]
+
+
+def test_missing_weights_are_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no weights for run 'absent'"):
+        book.load_weights("absent", tmp_path)
+
+
+def test_log_weights_batches_match_shapes():
+    config = models.paper_model(1)
+    weights = models.init_params(config, seed=0)
+    x = (np.random.default_rng(0).random((7, 784)) < 0.3).astype(np.float32)
+    log_w = book.log_weights(weights, config, x, k=3, seed=1, batch_size=3)
+    assert log_w.shape == (3, 7) and np.all(np.isfinite(log_w)) and np.all(log_w < 0)
+    with pytest.raises(ValueError, match=r"x must have shape \[N, 784\]"):
+        book.log_weights(weights, config, x[:, :10], k=3)
+
+
+# ----------------------------------------------------------------------------- paper
+
+
+def test_paper_iwae_beats_vae_for_k_above_one():
+    for dataset in ("mnist", "omniglot"):
+        for layers in (1, 2):
+            assert paper.test_nll(dataset, layers, "vae", 1) == paper.test_nll(dataset, layers, "iwae", 1)
+            for k in (5, 50):
+                assert paper.test_nll(dataset, layers, "iwae", k) < paper.test_nll(dataset, layers, "vae", k)
+                assert sum(paper.active_units(dataset, layers, "iwae", k)) >= sum(
+                    paper.active_units(dataset, layers, "vae", k))
+            iwae = [paper.test_nll(dataset, layers, "iwae", k) for k in paper.KS]
+            assert iwae == sorted(iwae, reverse=True)  # more samples, lower NLL
+
+
+def test_paper_two_layers_beat_one_and_units_fit_the_model():
+    for dataset in ("mnist", "omniglot"):
+        for objective in paper.OBJECTIVES:
+            for k in paper.KS:
+                assert paper.test_nll(dataset, 2, objective, k) < paper.test_nll(dataset, 1, objective, k)
+                assert paper.active_units(dataset, 1, objective, k)[0] <= 50
+                first, second = paper.active_units(dataset, 2, objective, k)
+                assert first <= 100 and second <= 50
+    assert paper.test_nll("mnist", 1, "iwae", 50) == 84.78
+    assert paper.active_units("mnist", 2, "iwae", 50) == (26, 7)
+    assert paper.EPOCHS == 3280 == sum(3**i for i in range(8)) == schedules.PAPER_EPOCHS
+
+
+def test_paper_rows_and_errors():
+    rows = paper.table1_rows("mnist", 1)
+    assert list(rows) == [f"mnist_1l_{o}_k{k}" for o in ("vae", "iwae") for k in (1, 5, 50)]
+    assert rows["mnist_1l_vae_k5"] == {"test NLL": 86.47, "active units": (20,)}
+    with pytest.raises(KeyError, match="Table 1 has no entry"):
+        paper.test_nll("mnist", 3, "iwae", 5)
+
+
+# ----------------------------------------------------------------------------- plotting
+
+
+def test_tile_places_images_row_by_row():
+    images = np.stack([np.full(784, i / 10, np.float32) for i in range(5)])
+    mosaic = plotting.tile(images, ncols=3, pad=1, fill=-1.0)
+    assert mosaic.shape == (2 * 29 - 1, 3 * 29 - 1)
+    assert mosaic[0, 0] == 0.0 and mosaic[0, 29] == pytest.approx(0.1) and mosaic[29, 29] == pytest.approx(0.4)
+    assert mosaic[28, 0] == -1.0 and mosaic[40, 70] == -1.0  # gap and empty cell
+    with pytest.raises(ValueError, match=r"\[N, 784\] or \[N, 28, 28\]"):
+        plotting.tile(np.zeros((3, 100)))
+
+
+def test_image_figures():
+    images = np.random.default_rng(0).random((12, 28, 28))
+    fig = plotting.image_grid(images, ncols=5, title="digits")
+    assert len(fig.axes) == 1 and len(fig.axes[0].images) == 1
+    assert fig.axes[0].images[0].get_array().shape == (3 * 29 - 1, 5 * 29 - 1)
+    assert fig.axes[0].get_title() == "digits"
+    png = fig._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    rows = plotting.image_rows({"a": images[:4], "b": images[4:8].reshape(4, 784)})
+    assert len(rows.axes) == 2 and all(len(ax.images) == 1 for ax in rows.axes)
+
+
+def test_learning_curves_skip_missing_keys_and_mark_epochs():
+    history = [{"epoch": 1, "train_bound": -120.0}, {"epoch": 2, "train_bound": -110.0, "test_bound": -112.0},
+               {"epoch": 3, "train_bound": -105.0}, {"epoch": 4, "train_bound": -100.0, "test_bound": -104.0}]
+    fig = plotting.learning_curves({"run": history}, key="test_bound")
+    (line,) = fig.axes[0].lines
+    assert list(line.get_xdata()) == [2, 4] and list(line.get_ydata()) == [-112.0, -104.0]
+    fig = plotting.learning_curves({"a": history, "b": history}, key=["train_bound", "test_bound"], mark={"a": 2})
+    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 5  # 2 runs x 2 keys + 1 marker
+    assert len(fig.axes[0].get_legend().get_texts()) == 4
+
+
+def test_bound_vs_k_and_other_figures():
+    fig = plotting.bound_vs_k([1, 5, 50], {"vae": [-90, -88, -87], "iwae": [-92, -87, -85]}, reference={"log p": -84})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and len(ax.lines) == 3
+    with pytest.raises(ValueError, match="3 values of k"):
+        plotting.bound_vs_k([1, 5, 50], {"vae": [-90, -88]})
+    fig = plotting.active_units({"m": [np.array([1.0, 1e-4, 0.5])]}, threshold=1e-2)
+    assert list(fig.axes[0].lines[0].get_ydata()) == pytest.approx([0.0, np.log10(0.5), -4.0])
+    fig = plotting.distributions({"a": np.arange(10.0)}, xlabel="x")
+    assert len(fig.axes) == 1 and fig.axes[0].get_xlabel() == "x"
+    fig = plotting.density_2d(np.zeros((4, 5)), extent=(0, 1, 0, 1), points=np.zeros((3, 2)))
+    assert len(fig.axes) == 2 and fig.axes[0].images[0].get_array().shape == (4, 5)  # image + colorbar
+
+
+def test_results_table_puts_paper_columns_next_to_ours():
+    records = {"mnist_1l_iwae_k5": {"test_log_likelihood": -85.123, "active_units": [22]},
+               "other": {"test_log_likelihood": -90.0, "active_units": [16, 5]}}
+    table = plotting.results_table(records, paper.table1_rows("mnist", 1))
+    assert list(table.columns) == ["test NLL", "test NLL (paper)", "active units", "active units (paper)"]
+    assert table.loc["mnist_1l_iwae_k5", "test NLL"] == 85.12
+    assert table.loc["mnist_1l_iwae_k5", "test NLL (paper)"] == 85.54
+    assert table.loc["mnist_1l_iwae_k5", "active units (paper)"] == "22"
+    assert table.loc["other", "active units"] == "16+5"
+    custom = plotting.results_table(records, columns={"ll": "test_log_likelihood"}, decimals=1)
+    assert list(custom["ll"]) == [-85.1, -90.0]
