@@ -8,9 +8,9 @@ experiments of the book need something else: PIWAE (a different bound for each n
 
     fit(params, gradient_fn, train_x, epochs, ...)      Adam, constant rate, shuffled batches
 
-Randomness is a pure function of the seed: epoch e's order comes from
-``default_rng([seed, e])`` and step s's samples (and binarization) from the stateless
-seed (seed, s). There is no checkpointing: these runs are meant to be short.
+The steps are :func:`iwae_lib.training.compile_train_chunk`, the same compiled Adam
+steps as the main training loop, so randomness is the same pure function of (seed, step).
+There is no checkpointing: these runs are meant to be short.
 
 :func:`fit_or_load` records a finished run as ``<root>/<name>/{settings.json, metrics.json,
 weights.npz}``, with the same roots as :func:`iwae_lib.book.train_or_load`.
@@ -32,11 +32,6 @@ from iwae_lib._quiet import import_tensorflow_quietly
 tf = import_tensorflow_quietly()
 
 
-def binarize_batch(x, seed):
-    """Dynamic binarization inside a compiled step: Bernoulli(x) with a stateless seed [2]."""
-    return tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=seed) < x, tf.float32)
-
-
 def fit(params: dict, gradient_fn, train_x, epochs: int, batch_size: int = 20, learning_rate: float = 1e-3,
         seed: int = 0, prepare_batch=None, steps_per_call: int = 50, progress: bool = False):
     """Train ``params`` with Adam (the paper's beta1, beta2, epsilon) at a constant rate.
@@ -47,7 +42,7 @@ def fit(params: dict, gradient_fn, train_x, epochs: int, batch_size: int = 20, l
         train_x: [N, D] training data as the model wants it (or as ``prepare_batch`` wants it).
         epochs, batch_size, learning_rate, seed: as in TrainConfig.
         prepare_batch: optional ``(x, seed [2]) -> x`` applied to each batch in the compiled
-            step, e.g. :func:`binarize_batch`; its seed is (seed, step) folded with 0.
+            step, e.g. :func:`iwae_lib.training.binarize_batch`; its seed is (seed, step) folded with 0.
 
     Returns:
         (trained parameters as float32 NumPy arrays, history: list of
@@ -60,21 +55,9 @@ def fit(params: dict, gradient_fn, train_x, epochs: int, batch_size: int = 20, l
         raise ValueError(f"train_x must be [N, D] with N >= batch_size ({batch_size}), got {train_x.shape}")
     variables = models.as_variables(models.to_numpy(params))
     m, v = adam.zeros_like_params(variables), adam.zeros_like_params(variables)
-    spec = [tf.TensorSpec([None, batch_size, train_x.shape[1]], tf.float32), tf.TensorSpec([], tf.int64)]
-
-    @tf.function(input_signature=spec)
-    def train_chunk(x_chunk, first_step):
-        total = tf.constant(0.0)
-        for i in tf.range(tf.shape(x_chunk)[0]):
-            step = first_step + tf.cast(i, tf.int64)
-            step_seed = tf.stack([tf.constant(seed, tf.int64), step])
-            x = x_chunk[i]
-            if prepare_batch is not None:
-                x = prepare_batch(x, tf.random.experimental.stateless_fold_in(step_seed, 0))
-            bound, grads = gradient_fn(variables, x, tf.random.experimental.stateless_fold_in(step_seed, 1))
-            adam.apply_adam(variables, grads, m, v, tf.cast(step + 1, tf.float32), learning_rate, **adam.PAPER_ADAM)
-            total += tf.reduce_mean(bound)
-        return total / tf.cast(tf.shape(x_chunk)[0], tf.float32)
+    train_chunk = training.compile_train_chunk(variables, m, v, gradient_fn, seed, batch_size, train_x.shape[1],
+                                               prepare_batch)
+    rate = tf.constant(learning_rate, tf.float32)
 
     history, step, seconds = [], 0, 0.0
     for epoch in tqdm(range(int(epochs)), desc="epochs", unit="epoch", disable=not progress):
@@ -83,7 +66,7 @@ def fit(params: dict, gradient_fn, train_x, epochs: int, batch_size: int = 20, l
         bound_sum = 0.0
         for first in range(0, len(order), steps_per_call):
             idx = order[first:first + steps_per_call]
-            bound_sum += float(train_chunk(train_x[idx], tf.constant(step, tf.int64))) * len(idx)
+            bound_sum += float(train_chunk(train_x[idx], rate, tf.constant(step, tf.int64))) * len(idx)
             step += len(idx)
         if not np.isfinite(bound_sum):
             raise FloatingPointError(f"the training bound became {bound_sum} in epoch {epoch + 1}; "

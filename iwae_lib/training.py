@@ -40,17 +40,32 @@ TRAIN_EVAL_BINARIZATION_SEED = 20151103  # fixed binarization of the training im
 # ----------------------------------------------------------------------------- compiled steps
 
 
-def make_train_chunk(params, m, v, config: TrainConfig, dynamic: bool):
-    """A compiled function running several optimisation steps in one call.
+def binarize_batch(x, seed):
+    """Dynamic binarization inside a compiled step: Bernoulli(x) draws with a stateless seed [2]."""
+    return tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=seed) < x, tf.float32)
 
-    (x_chunk [S, B, x_size], learning_rate [], first_step int64 []) -> mean bound over the
-    S * B examples. Step s (0-based, global) binarizes its batch with seed (seed, s, 0),
-    draws its samples with (seed, s, 1) and makes Adam update number s + 1.
+
+def compile_train_chunk(params, m, v, gradient_fn, seed: int, batch_size: int, x_size: int,
+                        prepare_batch=None, adam_options=None):
+    """A compiled function running several Adam steps of any gradient function in one call.
+
+    Args:
+        params, m, v: dicts of tf.Variable (parameters and Adam moments), updated in place.
+        gradient_fn: ``(params, x [B, x_size], seed [2]) -> (bound [B], grads dict)``.
+        seed: the run's integer seed.
+        prepare_batch: optional ``(x, seed [2]) -> x`` applied to each batch first (e.g.
+            :func:`binarize_batch`).
+        adam_options: beta1, beta2, epsilon (the paper's by default).
+
+    Returns:
+        ``train_chunk(x_chunk [S, B, x_size], learning_rate [], first_step int64 [])`` ->
+        the mean bound over the S * B examples. Step s (0-based, global) prepares its batch
+        with seed (seed, s) folded with 0, draws its samples with (seed, s) folded with 1,
+        and makes Adam update number s + 1: a pure function of (seed, s), so a resumed run
+        repeats exactly what an uninterrupted one does.
     """
-    model = config.model_config()
-    options = config.bound_options()
-    hyper = {"beta1": config.beta1, "beta2": config.beta2, "epsilon": config.epsilon}
-    spec = [tf.TensorSpec([None, config.batch_size, model.x_size], tf.float32),
+    hyper = dict(adam.PAPER_ADAM, **(adam_options or {}))
+    spec = [tf.TensorSpec([None, batch_size, x_size], tf.float32),
             tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int64)]
 
     @tf.function(input_signature=spec)
@@ -59,19 +74,29 @@ def make_train_chunk(params, m, v, config: TrainConfig, dynamic: bool):
         n = tf.shape(x_chunk)[0]
         for i in tf.range(n):
             step = first_step + tf.cast(i, tf.int64)
-            seed = tf.stack([tf.constant(config.seed, tf.int64), step])
+            step_seed = tf.stack([tf.constant(seed, tf.int64), step])
             x = x_chunk[i]
-            if dynamic:
-                noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.random.experimental.stateless_fold_in(seed, 0))
-                x = tf.cast(noise < x, tf.float32)
-            bound, grads = estimators.loss_and_gradients(
-                params, model, x, config.k, tf.random.experimental.stateless_fold_in(seed, 1),
-                config.objective, config.estimator, **options)
+            if prepare_batch is not None:
+                x = prepare_batch(x, tf.random.experimental.stateless_fold_in(step_seed, 0))
+            bound, grads = gradient_fn(params, x, tf.random.experimental.stateless_fold_in(step_seed, 1))
             adam.apply_adam(params, grads, m, v, tf.cast(step + 1, tf.float32), learning_rate, **hyper)
             total += tf.reduce_mean(bound)
         return total / tf.cast(n, tf.float32)
 
     return train_chunk
+
+
+def make_train_chunk(params, m, v, config: TrainConfig, dynamic: bool):
+    """:func:`compile_train_chunk` for a TrainConfig's objective and gradient estimator."""
+    model = config.model_config()
+
+    def gradient_fn(params, x, seed):
+        return estimators.loss_and_gradients(params, model, x, config.k, seed, config.objective,
+                                             config.estimator, **config.bound_options())
+
+    return compile_train_chunk(params, m, v, gradient_fn, config.seed, config.batch_size, model.x_size,
+                               binarize_batch if dynamic else None,
+                               {"beta1": config.beta1, "beta2": config.beta2, "epsilon": config.epsilon})
 
 
 def epoch_order(seed: int, epoch: int, n_train: int, batch_size: int) -> np.ndarray:

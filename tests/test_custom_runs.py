@@ -26,7 +26,7 @@ def test_fit_with_the_iwae_gradient_matches_training_train(tmp_path):
     model = config.model_config()
     weights, history = custom_runs.fit(models.init_params(model, 0, ds.train_mean),
                                        gradient_stats.estimator_gradient_fn(model, 3), ds.train, epochs=2,
-                                       batch_size=10, seed=0, prepare_batch=custom_runs.binarize_batch,
+                                       batch_size=10, seed=0, prepare_batch=training.binarize_batch,
                                        steps_per_call=2)
     assert [h["epoch"] for h in history] == [1, 2]
     for name, value in expected.items():
