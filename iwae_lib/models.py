@@ -151,7 +151,9 @@ def count_params(params: dict) -> int:
 
 
 def _dense(params, prefix, h):
-    return tf.matmul(h, params[prefix + "/w"]) + params[prefix + "/b"]
+    """Affine layer on a matrix h [N, n_in] -> [N, n_out] (MatMul + BiasAdd, which
+    TensorFlow fuses with a following tanh)."""
+    return tf.nn.bias_add(tf.matmul(h, params[prefix + "/w"]), params[prefix + "/b"])
 
 
 def _mlp(params, prefix, h, n_hidden):
@@ -160,10 +162,23 @@ def _mlp(params, prefix, h, n_hidden):
     return h
 
 
+def _heads(params, prefix, n_hidden, names, inputs):
+    """Run an MLP and its linear output heads on inputs [..., n]: one matrix product per
+    layer over all leading dimensions, the outputs reshaped back to [..., n_out]."""
+    inputs = tf.convert_to_tensor(inputs, tf.float32)
+    leading = tf.shape(inputs)[:-1]
+    h = _mlp(params, prefix, tf.reshape(inputs, [-1, inputs.shape[-1]]), n_hidden)
+    outs = []
+    for name in names:
+        out = _dense(params, f"{prefix}/{name}", h)
+        outs.append(tf.reshape(out, tf.concat([leading, tf.shape(out)[-1:]], 0)))
+    return outs
+
+
 def encoder_layer(params, config: ModelConfig, i: int, below):
     """q(h_i | below) for below [..., n_below]: returns (mean, std), each [..., latent_i]."""
-    h = _mlp(params, f"enc{i}", below, len(config.hidden_sizes[i - 1]))
-    return _dense(params, f"enc{i}/mean", h), tf.exp(_dense(params, f"enc{i}/logstd", h))
+    mean, log_std = _heads(params, f"enc{i}", len(config.hidden_sizes[i - 1]), ("mean", "logstd"), below)
+    return mean, tf.exp(log_std)
 
 
 def decoder_layer(params, config: ModelConfig, i: int, h_i):
@@ -172,10 +187,11 @@ def decoder_layer(params, config: ModelConfig, i: int, h_i):
     Layer 1 gives ``Bernoulli(logits)`` over x; higher layers give ``Normal(mean, std)``.
     Its event dimension is not reinterpreted: ``log_prob`` is per unit, [..., n_below].
     """
-    h = _mlp(params, f"dec{i}", h_i, len(config.hidden_sizes[i - 1]))
     if i == 1:
-        return tfd.Bernoulli(logits=_dense(params, "dec1/logits", h), dtype=tf.float32)
-    return tfd.Normal(_dense(params, f"dec{i}/mean", h), tf.exp(_dense(params, f"dec{i}/logstd", h)))
+        (logits,) = _heads(params, "dec1", len(config.hidden_sizes[0]), ("logits",), h_i)
+        return tfd.Bernoulli(logits=logits, dtype=tf.float32)
+    mean, log_std = _heads(params, f"dec{i}", len(config.hidden_sizes[i - 1]), ("mean", "logstd"), h_i)
+    return tfd.Normal(mean, tf.exp(log_std))
 
 
 def _stopped(params):
@@ -224,15 +240,38 @@ def log_weights(params, config: ModelConfig, x, k: int, seed, stop_q_params: boo
     return log_p - log_q, samples
 
 
-def bernoulli_log_prob(logits, x):
-    """sum_d log Bernoulli(x_d | sigmoid(logits_d)) = sum_d x_d l_d - softplus(l_d).
-
-    The same value as ``tfd.Bernoulli(logits).log_prob(x)`` summed over pixels, written
-    so that x [B, D] broadcasts against logits [..., B, D] without being copied, with one
-    fused softplus: this is the most expensive elementwise work of a training step.
-    Returns [...,  B].
-    """
+@tf.function(jit_compile=True)
+def _bernoulli_log_prob_fused(logits, x):
     return tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=-1)
+
+
+@tf.function(jit_compile=True)
+def _bernoulli_log_prob_grad_fused(logits, x, upstream):
+    return upstream[..., None] * (x - tf.sigmoid(logits))
+
+
+@tf.custom_gradient
+def _bernoulli_log_prob(logits, x):
+    def grad(upstream):
+        return _bernoulli_log_prob_grad_fused(logits, x, upstream), None
+
+    return _bernoulli_log_prob_fused(logits, x), grad
+
+
+def bernoulli_log_prob(logits, x):
+    """sum_d log Bernoulli(x_d | sigmoid(l_d)) = sum_d x_d l_d - softplus(l_d).
+
+    The same value as ``tfd.Bernoulli(logits=l).log_prob(x)`` summed over pixels (a test
+    checks it), computed in one XLA-fused pass over the logits, and with its gradient
+    x - sigmoid(l) in one more. This elementwise work over [k * B, 784] logits costs as
+    much as all the decoder's matrix products when done op by op.
+
+    Args:
+        logits: [..., B, D]; x: [B, D] binary (broadcast against logits, never copied).
+    Returns:
+        [..., B] log-likelihoods.
+    """
+    return _bernoulli_log_prob(logits, tf.convert_to_tensor(x, logits.dtype))
 
 
 def sample_prior(params, config: ModelConfig, n: int, seed):

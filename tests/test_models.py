@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 
 from iwae_lib import models
+from iwae_lib._quiet import import_tensorflow_quietly
+
+tf = import_tensorflow_quietly()
 
 
 def dense(n_in, n_out):
@@ -147,3 +150,20 @@ def test_sample_prior_top_layer_is_standard_normal():
     # standard errors: 1/sqrt(n) = 0.007 for the mean, sqrt(2/n) = 0.01 for the variance
     np.testing.assert_allclose(h.mean(0), 0.0, atol=0.04)
     np.testing.assert_allclose(h.var(0), 1.0, atol=0.05)
+
+
+def test_fused_bernoulli_log_prob_matches_tfp_value_and_gradient():
+    import tensorflow_probability as tfp
+
+    rng = np.random.default_rng(3)
+    logits = tf.constant(rng.normal(scale=6.0, size=(4, 3, 784)), tf.float32)
+    x = tf.constant(rng.random((3, 784)) < 0.3, tf.float32)
+    weights = tf.constant(rng.normal(size=(4, 3)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        fused = models.bernoulli_log_prob(logits, x)
+        reference = tf.reduce_sum(tfp.distributions.Bernoulli(logits=logits).log_prob(x), -1)
+        fused_sum, reference_sum = tf.reduce_sum(fused * weights), tf.reduce_sum(reference * weights)
+    np.testing.assert_allclose(fused.numpy(), reference.numpy(), rtol=1e-5, atol=2e-3)
+    np.testing.assert_allclose(tape.gradient(fused_sum, logits).numpy(), tape.gradient(reference_sum, logits).numpy(),
+                               rtol=1e-5, atol=1e-6)
