@@ -151,7 +151,7 @@ def main():
     peak = matmul_peak()
     out["matmul_gflops"] = peak
     out["peak_gflops"] = max(peak.values())
-    print(f"fp32 matmul, model shapes (GFLOP/s): " + ", ".join(f"{s}: {r:.1f}" for s, r in peak.items()))
+    print("fp32 matmul, model shapes (GFLOP/s): " + ", ".join(f"{s}: {r:.1f}" for s, r in peak.items()))
     rows = []
     for k, steps in ((1, args.steps * 3), (5, args.steps), (50, max(100, args.steps // 3))):
         lib = library_steps_per_second(config, k, ds.train, steps)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from iwae_lib import checkpoints
-from iwae_lib.config import TrainConfig
+from iwae_lib.config import TrainConfig, config_differences
 from iwae_lib.models import ModelConfig
 
 with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing; its text bars work anyway
@@ -180,8 +180,7 @@ class RunRecord:
 
     def config_differences(self) -> list:
         """Options where the run's configuration differs from the one requested."""
-        ran, asked = self.config.to_dict(), self.requested.to_dict()
-        return sorted(k for k in asked if ran.get(k) != asked[k])
+        return config_differences(self.config.to_dict(), self.requested.to_dict())
 
     def describe(self) -> str:
         """One sentence naming the run that produced this record's numbers."""

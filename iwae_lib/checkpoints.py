@@ -48,3 +48,21 @@ def load_arrays(path) -> dict:
     """Read a ``.npz`` written by :func:`save_arrays` into a dict of arrays."""
     with np.load(path) as data:
         return {name: data[name] for name in data.files}
+
+
+def ensure_writable_dir(path) -> Path:
+    """Create the folder if needed and check that a file can be written in it.
+
+    Raises ValueError with the reason (a person can act on it) if not.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"the output directory {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"cannot write to the output directory {path}: {err.strerror or err}") from err
+    return path

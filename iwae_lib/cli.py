@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from iwae_lib import models
-from iwae_lib.config import TrainConfig
+from iwae_lib import checkpoints, models
+from iwae_lib.config import TrainConfig, config_differences
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -194,17 +194,6 @@ def train_options_from_file(path) -> dict:
     return dict(options)
 
 
-def config_differences(old: dict, new: dict) -> list:
-    """Sorted names of the TrainConfig fields on which two config dicts disagree.
-
-    A field missing from ``old`` (added to TrainConfig after that run started) counts as
-    its default, as in ``training.prepare_run_dir``.
-    """
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    old = {**defaults, **old}
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
 def checkpoint_position(run_dir) -> dict | None:
     """Where the run's checkpoint stands: {"epoch", "step_in_epoch", "global_step"}, or None."""
     path = Path(run_dir) / CHECKPOINT_FILE
@@ -218,15 +207,10 @@ def checkpoint_position(run_dir) -> dict | None:
 
 def check_writable(out: Path):
     """Create ``out`` if needed and check a file can be written there (UsageError if not)."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise UsageError(f"cannot write to the output directory {out}: {err.strerror or err}") from err
+        checkpoints.ensure_writable_dir(out)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
 
 
 def check_run_dir(out: Path, config: TrainConfig, resume: bool):

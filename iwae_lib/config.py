@@ -112,3 +112,18 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
         return cls(**d)
+
+
+# Options that cannot change a run's results, so a run may be resumed with other values.
+RESULT_NEUTRAL_OPTIONS = frozenset({"checkpoint_seconds"})
+
+
+def config_differences(old: dict, new: dict) -> list:
+    """Sorted names of the TrainConfig options on which two config dicts disagree.
+
+    An option missing from ``old`` (added to TrainConfig after that run started) counts as
+    its default; options in RESULT_NEUTRAL_OPTIONS are ignored.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    old, new = {**defaults, **old}, {**defaults, **new}
+    return sorted(k for k in (set(old) | set(new)) - RESULT_NEUTRAL_OPTIONS if old.get(k) != new.get(k))

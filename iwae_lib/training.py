@@ -28,12 +28,11 @@ from tqdm.auto import tqdm
 
 from iwae_lib import adam, checkpoints, data, estimators, evaluation, models, runinfo, schedules
 from iwae_lib._quiet import import_tensorflow_quietly
-from iwae_lib.config import TrainConfig
+from iwae_lib.config import TrainConfig, config_differences
 
 tf = import_tensorflow_quietly()
 
 CHECKPOINT = "checkpoint.npz"
-RESULT_NEUTRAL_OPTIONS = {"checkpoint_seconds"}  # may change when a run is resumed
 TRAIN_EVAL_BINARIZATION_SEED = 20151103  # fixed binarization of the training images scored at the end
 
 
@@ -143,28 +142,13 @@ def load_checkpoint(path):
 # ----------------------------------------------------------------------------- run directory
 
 
-def _defaults() -> dict:
-    return {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
-
-
 def prepare_run_dir(out_dir, config: TrainConfig) -> Path:
     """Create the run directory (or check that an existing one holds the same run)."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"cannot write to the output directory {out}: {err.strerror or err}") from err
+    out = checkpoints.ensure_writable_dir(out_dir)
     record = {"train": config.to_dict(), "model": config.model_config().to_dict()}
     existing = out / "config.json"
     if existing.exists():
-        old = checkpoints.load_json(existing).get("train", {})
-        # options added to TrainConfig after the run started count as their defaults
-        old = {**_defaults(), **old}
-        differing = sorted(k for k in (set(old) | set(record["train"])) - RESULT_NEUTRAL_OPTIONS
-                           if old.get(k) != record["train"].get(k))
+        differing = config_differences(checkpoints.load_json(existing).get("train", {}), record["train"])
         if differing:
             raise ValueError(
                 f"{out} already holds a run with a different configuration (differs in: {', '.join(differing)}). "
