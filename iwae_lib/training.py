@@ -8,7 +8,7 @@ A run lives in one directory:
     metrics.json     final results: k=5000 test log-likelihood, train log-likelihood,
                      active units, per-epoch history, wall times, environment
     weights.npz      the final (or validation-selected) parameters, float32 arrays
-    tensorboard/     scalars for TensorBoard
+    tensorboard/     TensorBoard scalars: bounds, learning rate, active units per layer
 
 Randomness is a pure function of (seed, step): the data order of epoch e is a permutation
 drawn from ``default_rng([seed, e])``, and the Bernoulli binarization and the samples of
@@ -247,8 +247,11 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
                  "train_seconds": counters["train_seconds"]}
         evaluate_now = config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == len(rates))
         if evaluate_now:
+            weights = snapshot()
             for split, x in monitor.items():
-                entry[f"{split}_bound"] = _heldout_bound(snapshot(), model, x, config.k, config.seed + 1)
+                entry[f"{split}_bound"] = _heldout_bound(weights, model, x, config.k, config.seed + 1)
+            held_out = monitor.get("valid", monitor["test"])
+            entry["active_units"] = evaluation.active_units(weights, model, held_out, seed=config.seed + 4)["active"]
             if "valid" in monitor:
                 if best is None or entry["valid_bound"] > counters["best"]["valid_bound"]:
                     best, counters["best"] = snapshot(), {"epoch": epoch + 1, "valid_bound": entry["valid_bound"]}
@@ -261,6 +264,8 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
             for key in ("train_bound", "test_bound", "valid_bound", "learning_rate"):
                 if key in entry:
                     tf.summary.scalar(key, entry[key])
+            for layer, count in enumerate(entry.get("active_units", []), 1):
+                tf.summary.scalar(f"active_units/layer{layer}", count)
         counters["history"].append(entry)
         counters.update(epoch=epoch + 1, step_in_epoch=0, epoch_bound_sum=0.0, epoch_steps=0)
         bar.update(1)

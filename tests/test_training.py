@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 from iwae_lib import checkpoints, cli, data, evaluation, models, training
+from iwae_lib._quiet import import_tensorflow_quietly
 from iwae_lib.config import TrainConfig
+
+tf = import_tensorflow_quietly()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,6 +204,14 @@ def test_run_directory_records_config_metrics_and_reproducible_weights(reference
     assert [e["epoch"] for e in metrics["history"]] == [1, 2, 3, 4]
     assert all(np.isfinite(e["train_bound"]) and np.isfinite(e["test_bound"]) for e in metrics["history"])
     assert checkpoints.load_json(out / "progress.json")["history"] == metrics["history"]
+    # active units now and then: at every evaluation, computed like the final count
+    last = metrics["history"][-1]["active_units"]
+    assert all(len(e["active_units"]) == 1 and 0 <= e["active_units"][0] <= 50 for e in metrics["history"])
+    final_weights_units = evaluation.active_units(load_weights(out), config.model_config(), mnist.test[:100], seed=3 + 4)
+    assert last == final_weights_units["active"]
+    tags = {value.tag for path in (out / "tensorboard").iterdir()
+            for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
+    assert {"train_bound", "test_bound", "learning_rate", "active_units/layer1"} <= tags
     env = metrics["environment"]
     assert env["git_revision"] and {"tensorflow", "numpy", "python", "cpu"} <= set(env)
     assert set(metrics["wall_seconds"]) >= {"training", "per_stage", "final_evaluation"}
