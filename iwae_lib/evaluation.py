@@ -79,6 +79,24 @@ def log_likelihood(params, config, x, k: int = 5000, seed: int = 0, batch_size: 
     return out
 
 
+@functools.lru_cache(maxsize=32)
+def make_posterior_means_fn(config, n_samples: int):
+    """A compiled function (params, x [B, x_size], seed [2]) -> list of E_q[h_i | x], [B, latent_i]."""
+
+    @tf.function(autograph=False, reduce_retracing=True)
+    def posterior_means(params, xb, seed):
+        means, below = [], xb
+        for i in range(1, config.n_stochastic + 1):
+            mean, std = models.encoder_layer(params, config, i, below)
+            means.append(tf.reduce_mean(mean, axis=0) if i > 1 else mean)
+            shape = tf.concat([[n_samples], tf.shape(mean)], 0) if i == 1 else tf.shape(mean)
+            eps = tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, i))
+            below = mean + std * eps  # layer 1: [S, B, latent_1] samples; later layers keep that shape
+        return means
+
+    return posterior_means
+
+
 def active_units(params, config, x, n_samples: int = 100, threshold: float = 1e-2, seed: int = 0,
                  batch_size: int = 500):
     """Burda et al.'s active units: unit u is active if Cov_x(E_{q(h|x)}[u]) > threshold.
@@ -94,24 +112,11 @@ def active_units(params, config, x, n_samples: int = 100, threshold: float = 1e-
     """
     x = np.asarray(x, np.float32)
     tensors = {name: tf.convert_to_tensor(value) for name, value in params.items()}
-
-    @tf.function
-    def posterior_means(xb, seed):
-        means, below = [], xb
-        for i in range(1, config.n_stochastic + 1):
-            mean, std = models.encoder_layer(tensors, config, i, below)
-            means.append(tf.reduce_mean(mean, axis=0) if i > 1 else mean)
-            if i == 1:
-                eps = tf.random.stateless_normal(tf.concat([[n_samples], tf.shape(mean)], 0), seed=seed)
-                below = mean + std * eps  # [S, B, latent_1]
-            else:
-                eps = tf.random.stateless_normal(tf.shape(mean), seed=tf.random.experimental.stateless_fold_in(seed, i))
-                below = mean + std * eps
-        return means
-
+    posterior_means = make_posterior_means_fn(config, n_samples)
     per_layer = [[] for _ in config.latent_sizes]
     for b, start in enumerate(range(0, len(x), batch_size)):
-        for layer, m in zip(per_layer, posterior_means(x[start:start + batch_size], tf.constant([seed, b], tf.int64))):
+        batch_means = posterior_means(tensors, x[start:start + batch_size], tf.constant([seed, b], tf.int64))
+        for layer, m in zip(per_layer, batch_means):
             layer.append(m.numpy().astype(np.float64))
     variances = [np.var(np.concatenate(layer), axis=0) for layer in per_layer]
     return {"variances": variances, "active": [int(np.sum(v > threshold)) for v in variances]}
