@@ -30,20 +30,12 @@ import numpy as np
 
 from iwae_lib import checkpoints, models
 from iwae_lib.config import TrainConfig, config_differences
+from iwae_lib.training import (CHECKPOINT_FILE, CONFIG_FILE, EVAL_SEED_OFFSETS, METRICS_FILE, PROGRESS_FILE,
+                               WEIGHTS_FILE)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-CONFIG_FILE = "config.json"
-CHECKPOINT_FILE = "checkpoint.npz"
-METRICS_FILE = "metrics.json"
-PROGRESS_FILE = "progress.json"
-WEIGHTS_FILE = "weights.npz"
-
-# Evaluation seeds used by training's final evaluation, as offsets from the run's seed
-# (training.finish: test seed + 2, train seed + 3; held-out monitoring: seed + 1).
-SPLIT_SEED_OFFSETS = {"valid": 1, "test": 2, "train": 3}
 
 FIELD_HELP = {
     "dataset": "data set: mnist (dynamically binarized), binarized_mnist (Larochelle's) or omniglot",
@@ -365,7 +357,7 @@ def run_evaluate(args) -> int:
     if args.size is not None and args.size < 1:
         raise UsageError(f"--size must be >= 1, got {args.size}")
     weights, model, train_config, weights_path = load_run(args.path)
-    seed = args.seed if args.seed is not None else train_config.seed + SPLIT_SEED_OFFSETS[args.split]
+    seed = args.seed if args.seed is not None else train_config.seed + EVAL_SEED_OFFSETS[args.split]
     if args.json:
         check_writable(Path(args.json).resolve().parent)
     from iwae_lib import data

@@ -55,9 +55,9 @@ def train_segments(config: TrainConfig, snapshot_epochs, out_dir, dataset=None, 
     for epoch, segment in segment_configs(config, snapshot_epochs).items():
         run_dir = out / segment_name(epoch)
         if previous is not None and not (run_dir / "metrics.json").exists() \
-                and not (run_dir / training.CHECKPOINT).exists():
+                and not (run_dir / training.CHECKPOINT_FILE).exists():
             run_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(previous / training.CHECKPOINT, run_dir / training.CHECKPOINT)
+            shutil.copyfile(previous / training.CHECKPOINT_FILE, run_dir / training.CHECKPOINT_FILE)
         training.train(segment, run_dir, progress=progress, dataset=dataset)
         previous = run_dir
     return out

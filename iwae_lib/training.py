@@ -32,7 +32,11 @@ from iwae_lib.config import TrainConfig, config_differences
 
 tf = import_tensorflow_quietly()
 
-CHECKPOINT = "checkpoint.npz"
+CONFIG_FILE, CHECKPOINT_FILE, PROGRESS_FILE = "config.json", "checkpoint.npz", "progress.json"
+METRICS_FILE, WEIGHTS_FILE = "metrics.json", "weights.npz"
+# Seeds of the evaluations, as offsets from the run's seed: held-out monitoring during
+# training ("valid", on test images too), the final test and train estimates, active units.
+EVAL_SEED_OFFSETS = {"valid": 1, "test": 2, "train": 3, "active_units": 4}
 TRAIN_EVAL_BINARIZATION_SEED = 20151103  # fixed binarization of the training images scored at the end
 
 
@@ -146,7 +150,7 @@ def prepare_run_dir(out_dir, config: TrainConfig) -> Path:
     """Create the run directory (or check that an existing one holds the same run)."""
     out = checkpoints.ensure_writable_dir(out_dir)
     record = {"train": config.to_dict(), "model": config.model_config().to_dict()}
-    existing = out / "config.json"
+    existing = out / CONFIG_FILE
     if existing.exists():
         differing = config_differences(checkpoints.load_json(existing).get("train", {}), record["train"])
         if differing:
@@ -179,8 +183,8 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
         the metrics dict, also written to ``out_dir/metrics.json``.
     """
     out = prepare_run_dir(out_dir, config)
-    if (out / "metrics.json").exists():
-        return checkpoints.load_json(out / "metrics.json")
+    if (out / METRICS_FILE).exists():
+        return checkpoints.load_json(out / METRICS_FILE)
     ds = dataset if dataset is not None else data.load_dataset(config.dataset, config.validation_size, config.seed)
     model = config.model_config()
     train_x = ds.train if config.train_size is None else ds.train[: config.train_size]
@@ -188,7 +192,7 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
     rates = schedules.epoch_rates(stage_list)
     stage_ends = set(np.cumsum([n for n, _ in stage_list]).tolist())
 
-    ckpt_path = out / CHECKPOINT
+    ckpt_path = out / CHECKPOINT_FILE
     if ckpt_path.exists():
         params_np, m_np, v_np, best, counters = load_checkpoint(ckpt_path)
     else:
@@ -207,7 +211,7 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
     def checkpoint():
         save_checkpoint(ckpt_path, snapshot(), {n: x.numpy() for n, x in m.items()},
                         {n: x.numpy() for n, x in v.items()}, best, counters)
-        checkpoints.save_json(out / "progress.json", {"epochs_completed": counters["epoch"],
+        checkpoints.save_json(out / PROGRESS_FILE, {"epochs_completed": counters["epoch"],
                                                       "total_epochs": len(rates), "history": counters["history"]})
 
     n_batches = len(train_x) // config.batch_size
@@ -249,9 +253,10 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
         if evaluate_now:
             weights = snapshot()
             for split, x in monitor.items():
-                entry[f"{split}_bound"] = _heldout_bound(weights, model, x, config.k, config.seed + 1)
+                entry[f"{split}_bound"] = _heldout_bound(weights, model, x, config.k, config.seed + EVAL_SEED_OFFSETS["valid"])
             held_out = monitor.get("valid", monitor["test"])
-            entry["active_units"] = evaluation.active_units(weights, model, held_out, seed=config.seed + 4)["active"]
+            entry["active_units"] = evaluation.active_units(weights, model, held_out,
+                                                           seed=config.seed + EVAL_SEED_OFFSETS["active_units"])["active"]
             if "valid" in monitor:
                 if best is None or entry["valid_bound"] > counters["best"]["valid_bound"]:
                     best, counters["best"] = snapshot(), {"epoch": epoch + 1, "valid_bound": entry["valid_bound"]}
@@ -283,15 +288,15 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
     model = config.model_config()
     started = time.monotonic()
     test_x = ds.test if config.final_test_size is None else ds.test[: config.final_test_size]
-    test_ll = evaluation.log_likelihood(weights, model, test_x, k=config.final_k, seed=config.seed + 2,
+    test_ll = evaluation.log_likelihood(weights, model, test_x, k=config.final_k, seed=config.seed + EVAL_SEED_OFFSETS["test"],
                                         progress=progress, description=f"test log p(x), k={config.final_k}")
     train_x = ds.train[: config.final_train_size]
     if ds.dynamic:
         train_x = data.binarize(train_x, TRAIN_EVAL_BINARIZATION_SEED)
-    train_ll = evaluation.log_likelihood(weights, model, train_x, k=config.final_k, seed=config.seed + 3,
+    train_ll = evaluation.log_likelihood(weights, model, train_x, k=config.final_k, seed=config.seed + EVAL_SEED_OFFSETS["train"],
                                          progress=progress, description=f"train log p(x), k={config.final_k}")
-    units = evaluation.active_units(weights, model, ds.test, seed=config.seed + 4)
-    checkpoints.save_arrays(out / "weights.npz", weights)
+    units = evaluation.active_units(weights, model, ds.test, seed=config.seed + EVAL_SEED_OFFSETS["active_units"])
+    checkpoints.save_arrays(out / WEIGHTS_FILE, weights)
     metrics = {
         "finished": True,
         "config": config.to_dict(),
@@ -315,7 +320,7 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
                          "per_stage": counters["stage_seconds"],
                          "final_evaluation": time.monotonic() - started},
         "environment": runinfo.environment(),
-        "weights": "weights.npz",
+        "weights": WEIGHTS_FILE,
     }
-    checkpoints.save_json(out / "metrics.json", metrics)
+    checkpoints.save_json(out / METRICS_FILE, metrics)
     return metrics

@@ -308,7 +308,7 @@ def test_early_stopping_selects_the_best_validation_epoch(tmp_path):
     again = training._heldout_bound(weights, config.model_config(), ds.valid[:200], config.k, config.seed + 1)
     assert again == pytest.approx(valid[best - 1], abs=1e-9)
     if best < len(history):  # and not the last epoch's weights
-        last = training.load_checkpoint(tmp_path / "run" / training.CHECKPOINT)[0]
+        last = training.load_checkpoint(tmp_path / "run" / training.CHECKPOINT_FILE)[0]
         assert any(not np.array_equal(last[n], weights[n]) for n in weights)
 
 
