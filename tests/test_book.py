@@ -2,7 +2,8 @@
 
 SLOW (minutes): the build executes every chapter's notebook in the smoke profile, unless
 ``_build/.jupyter_cache`` already holds an execution of the same code. The browser check
-needs Debian's ``chromium`` (``apt-get install -y chromium``) and is skipped without it.
+needs Debian's ``chromium`` (``apt-get install -y chromium``) and is skipped without it, except
+when ``IWAE_REQUIRE_BROWSER=1`` (set by CI), where a missing browser fails the test.
 """
 
 import functools
@@ -121,7 +122,10 @@ def server(built_book):
 
 def chromium(tmp_path, *args, timeout=120):
     if not CHROMIUM.exists():
-        pytest.skip("headless browser check needs /usr/bin/chromium (apt-get install -y chromium)")
+        message = "headless browser check needs /usr/bin/chromium (apt-get install -y chromium)"
+        if os.environ.get("IWAE_REQUIRE_BROWSER") == "1":  # CI installs it: a missing browser is a failure there
+            pytest.fail(message)
+        pytest.skip(message)
     profile = tmp_path / f"chromium-profile-{len(list(tmp_path.iterdir()))}"
     command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
