@@ -228,6 +228,15 @@ def has_recorded_run(name: str) -> bool:
     return (results_dir() / name / "metrics.json").is_file()
 
 
+def _resumable_recorded_run(name: str, config: TrainConfig) -> bool:
+    """True if results/<name> holds an unfinished run of exactly this configuration."""
+    folder = results_dir() / name
+    if not (folder / "config.json").is_file() or not (folder / "checkpoint.npz").is_file():
+        return False
+    stored = checkpoints.load_json(folder / "config.json").get("train", {})
+    return not config_differences(stored, config.to_dict())
+
+
 def smoke_dir(name: str) -> Path:
     return runs_dir() / "smoke" / name
 
@@ -236,7 +245,9 @@ def train_or_load(name: str, config: TrainConfig, smoke: bool | None = None, pro
     """The run ``name`` with ``config``: loaded if recorded, trained otherwise.
 
     Full profile: ``results/<name>/metrics.json`` exists -> load it (and its weights);
-    otherwise train into ``runs/<name>/`` (resuming a checkpoint left there).
+    an unfinished recorded run of the same configuration (``results/<name>/`` with a
+    checkpoint) is resumed where it is; otherwise train into ``runs/<name>/`` (resuming a
+    checkpoint left there).
     Smoke profile (``smoke`` True, default: ``is_smoke()``): always train afresh into
     ``runs/smoke/<name>/``; ``results/`` is never touched.
     """
@@ -248,6 +259,8 @@ def train_or_load(name: str, config: TrainConfig, smoke: bool | None = None, pro
     if smoke:
         out = smoke_dir(name)
         shutil.rmtree(out, ignore_errors=True)
+    elif _resumable_recorded_run(name, config):
+        out = results_dir() / name
     else:
         out = runs_dir() / name
     ds = dataset(config.dataset, config.validation_size, config.seed)

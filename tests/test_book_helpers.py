@@ -1,6 +1,7 @@
 """Unit tests of the notebooks' helpers: iwae_lib.book, iwae_lib.plotting, iwae_lib.paper."""
 
 import json
+import shutil
 import os
 from pathlib import Path
 
@@ -237,3 +238,27 @@ def test_results_table_puts_paper_columns_next_to_ours():
     assert table.loc["other", "active units"] == "16+5"
     custom = plotting.results_table(records, columns={"ll": "test_log_likelihood"}, decimals=1)
     assert list(custom["ll"]) == [-85.1, -90.0]
+
+
+@pytest.mark.parametrize("recorded_epochs, expected_parent", [(12, "results"), (40, "runs")])
+def test_an_unfinished_recorded_run_is_resumed_only_with_the_same_config(monkeypatch, tmp_path, recorded_epochs,
+                                                                         expected_parent):
+    config = TrainConfig(epochs=12, k=5)
+    unfinished = tmp_path / "results" / "long_run"
+    unfinished.mkdir(parents=True)
+    recorded = TrainConfig(epochs=recorded_epochs, k=5)
+    checkpoints.save_json(unfinished / "config.json", {"train": recorded.to_dict()})
+    (unfinished / "checkpoint.npz").write_bytes(b"placeholder")
+    monkeypatch.setattr(book, "results_dir", lambda: tmp_path / "results")
+    monkeypatch.setenv("IWAE_RUNS_DIR", str(tmp_path / "runs"))
+    calls = []
+
+    def fake_train(cfg, out, progress=True, dataset=None):
+        calls.append(out)
+        shutil.rmtree(out, ignore_errors=True)
+        _fake_run(out.parent, out.name, cfg)
+
+    monkeypatch.setattr("iwae_lib.training.train", fake_train)
+    monkeypatch.setattr(book, "dataset", lambda *args: None)
+    record = book.train_or_load("long_run", config, smoke=False)
+    assert calls == [tmp_path / expected_parent / "long_run"] and record.source == "trained now"
