@@ -197,6 +197,9 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
         params_np, m_np, v_np, best, counters = load_checkpoint(ckpt_path)
     else:
         params_np, m_np, v_np, best, counters = _fresh_state(config, model, ds.train_mean)
+    if counters["epoch"] < len(rates):  # record the code and machine of every training session
+        counters.setdefault("sessions", []).append(
+            {"from_epoch": counters["epoch"], "from_step": counters["global_step"], "environment": runinfo.environment()})
     params = models.as_variables(params_np)
     m, v = models.as_variables(m_np), models.as_variables(v_np)
     train_chunk = make_train_chunk(params, m, v, config, ds.dynamic)
@@ -319,7 +322,8 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
         "wall_seconds": {"training": counters["train_seconds"],
                          "per_stage": counters["stage_seconds"],
                          "final_evaluation": time.monotonic() - started},
-        "environment": runinfo.environment(),
+        "environment": runinfo.environment(),  # of this final evaluation
+        "training_sessions": counters.get("sessions", []),  # each start or resume of training
         "weights": WEIGHTS_FILE,
     }
     checkpoints.save_json(out / METRICS_FILE, metrics)

@@ -31,7 +31,7 @@ TINY = dict(dataset="mnist", train_size=400, batch_size=20, schedule="constant",
 METRICS_KEYS = {"finished", "config", "model", "seed", "epochs_completed", "total_epochs", "global_steps",
                 "stopped_early", "selected_epoch", "test_log_likelihood", "test_log_likelihood_stderr",
                 "test_images", "train_log_likelihood", "train_images", "final_k", "active_units",
-                "active_unit_variances", "history", "wall_seconds", "environment", "weights"}
+                "active_unit_variances", "history", "wall_seconds", "environment", "training_sessions", "weights"}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,8 @@ def assert_same_run(run_dir, reference_dir):
         assert [e.get(key) for e in got["history"]] == [e.get(key) for e in ref["history"]], key
     for key in ("test_log_likelihood", "train_log_likelihood", "active_units", "global_steps", "epochs_completed"):
         assert got[key] == ref[key], key
+    starts = [session["from_step"] for session in got["training_sessions"]]
+    assert starts[0] == 0 and starts == sorted(starts) and len(starts) >= 2, "each resume is recorded"
 
 
 # ----------------------------------------------------------------------------- exact resume
@@ -213,6 +215,9 @@ def test_run_directory_records_config_metrics_and_reproducible_weights(reference
             for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
     assert {"train_bound", "test_bound", "learning_rate", "active_units/layer1"} <= tags
     env = metrics["environment"]
+    sessions = metrics["training_sessions"]  # the code that trained, not only the code that evaluated
+    assert [(x["from_epoch"], x["from_step"]) for x in sessions] == [(0, 0)]
+    assert sessions[0]["environment"]["git_revision"] and "tensorflow" in sessions[0]["environment"]
     assert env["git_revision"] and {"tensorflow", "numpy", "python", "cpu"} <= set(env)
     assert set(metrics["wall_seconds"]) >= {"training", "per_stage", "final_evaluation"}
     assert metrics["wall_seconds"]["training"] > 0
