@@ -8,4 +8,4 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium"
 fi
 export IWAE_SMOKE=1
-python -m pytest tests notebooks --nbval-lax -p no:cacheprovider "$@"
+python -m pytest tests notebooks --nbval-lax -p no:cacheprovider --durations=15 "$@"
