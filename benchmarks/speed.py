@@ -88,6 +88,16 @@ def library_steps_per_second(config, k, train_x, steps):
     return done / (time.perf_counter() - start)
 
 
+def plain_log_weights(params, config, x, k):
+    """log w [k, B] the obvious way: TFP distributions for q, the prior and p(x | h)."""
+    mean, std = models.encoder_layer(params, config, 1, x)
+    q = tfd.Normal(mean, std)
+    h = q.sample(k)
+    logits = models.decoder_layer(params, config, 1, h).logits
+    return (tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(h) - q.log_prob(h), -1)
+            + tf.reduce_sum(tfd.Bernoulli(logits=logits).log_prob(x), -1))
+
+
 def plain_steps_per_second(config, k, train_x, steps):
     """The obvious implementation: tf.data batches, one @tf.function call per step."""
     params = models.as_variables(models.init_params(config, 0, train_x.mean(0)))
@@ -99,13 +109,7 @@ def plain_steps_per_second(config, k, train_x, steps):
     @tf.function
     def step(x):
         with tf.GradientTape() as tape:
-            mean, std = models.encoder_layer(params, config, 1, x)
-            q = tfd.Normal(mean, std)
-            h = q.sample(k)
-            logits = models.decoder_layer(params, config, 1, h).logits
-            log_w = tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(h) - q.log_prob(h), -1) + \
-                tf.reduce_sum(tfd.Bernoulli(logits=logits).log_prob(x), -1)
-            loss = -tf.reduce_mean(tf.reduce_logsumexp(log_w, 0) - math.log(k))
+            loss = -tf.reduce_mean(tf.reduce_logsumexp(plain_log_weights(params, config, x, k), 0) - math.log(k))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
@@ -125,13 +129,7 @@ def plain_log_likelihood(params, config, x, k=5000, batch_images=10):
 
     @tf.function
     def batch_ll(xb):
-        mean, std = models.encoder_layer(tensors, config, 1, xb)
-        q = tfd.Normal(mean, std)
-        h = q.sample(k)
-        logits = models.decoder_layer(tensors, config, 1, h).logits
-        log_w = tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(h) - q.log_prob(h), -1) + \
-            tf.reduce_sum(tfd.Bernoulli(logits=logits).log_prob(xb), -1)
-        return tf.reduce_logsumexp(log_w, 0) - math.log(k)
+        return tf.reduce_logsumexp(plain_log_weights(tensors, config, xb, k), 0) - math.log(k)
 
     return np.concatenate([batch_ll(x[i:i + batch_images]).numpy() for i in range(0, len(x), batch_images)])
 
