@@ -1,4 +1,4 @@
-"""Unit tests of the notebooks' helpers: iwae_lib.book, iwae_lib.plotting, iwae_lib.paper."""
+"""Unit tests of the notebooks' helpers: iwae_lib.book, iwae_lib.book.plotting, iwae_lib.book.paper."""
 
 import json
 import shutil
@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iwae_lib import book, checkpoints, models, paper, plotting, schedules
+from iwae_lib import book, checkpoints, models, schedules
+from iwae_lib.book import paper, plotting
 from iwae_lib.config import TrainConfig
 
 # ----------------------------------------------------------------------------- profiles
@@ -43,7 +44,7 @@ def test_unknown_profile_is_a_clear_error(monkeypatch):
 
 def test_repo_root_and_results_dir(monkeypatch, tmp_path):
     root = book.repo_root()
-    assert (root / "iwae_lib" / "book.py").is_file()
+    assert (root / "iwae_lib" / "book" / "__init__.py").is_file()
     monkeypatch.delenv("IWAE_RESULTS_DIR", raising=False)
     assert book.results_dir() == root / "results"
     monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from iwae_lib import custom_runs, data, gradient_stats, models, snapshots, training
+from iwae_lib import data, models, training
+from iwae_lib.book import custom_runs, gradient_stats, snapshots
 from iwae_lib.config import TrainConfig
 
 OPTIONS = dict(dataset="mnist", latent_sizes=(3,), hidden_sizes=((8,),), k=3, batch_size=10, schedule="constant",

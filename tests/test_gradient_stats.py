@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from iwae_lib import estimators, gradient_stats, models
+from iwae_lib import estimators, models
+from iwae_lib.book import gradient_stats
 from iwae_lib._quiet import import_tensorflow_quietly
 
 tf = import_tensorflow_quietly()

@@ -87,7 +87,7 @@ def repo_root() -> Path:
     and its parents, so it works from ``notebooks/``, the repository root, or Colab after
     cloning. Raises FileNotFoundError when none is found.
     """
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     if _looks_like_repo(here):
         return here
     cwd = Path.cwd().resolve()

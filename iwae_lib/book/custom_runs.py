@@ -2,7 +2,7 @@
 
 :func:`iwae_lib.training.train` covers the library's objectives and estimators. Two
 experiments of the book need something else: PIWAE (a different bound for each network,
-:func:`iwae_lib.gradient_stats.piwae_gradient_fn`) and the quantized likelihood for
+:func:`iwae_lib.book.gradient_stats.piwae_gradient_fn`) and the quantized likelihood for
 8-bit pixels (:mod:`iwae_lib.quantized`). Both only need a *gradient function*
 ``(params, x, seed) -> (bound [B], grads)``, so one loop serves them:
 

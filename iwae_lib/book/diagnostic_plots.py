@@ -1,12 +1,12 @@
 """Figures for chapters 6, 7 and 9: gradient SNR against k, active units per layer, and
 quantities over training. Each function returns a pyplot-free Figure (see
-:mod:`iwae_lib.plotting`)."""
+:mod:`iwae_lib.book.plotting`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from iwae_lib import plotting
+from iwae_lib.book import plotting
 
 
 def _style():
