@@ -142,42 +142,6 @@ def test_log_weights_batches_match_shapes():
         book.log_weights(weights, config, x[:, :10], k=3)
 
 
-# ----------------------------------------------------------------------------- paper
-
-
-def test_paper_iwae_beats_vae_for_k_above_one():
-    for dataset in ("mnist", "omniglot"):
-        for layers in (1, 2):
-            assert paper.test_nll(dataset, layers, "vae", 1) == paper.test_nll(dataset, layers, "iwae", 1)
-            for k in (5, 50):
-                assert paper.test_nll(dataset, layers, "iwae", k) < paper.test_nll(dataset, layers, "vae", k)
-                assert sum(paper.active_units(dataset, layers, "iwae", k)) >= sum(
-                    paper.active_units(dataset, layers, "vae", k))
-            iwae = [paper.test_nll(dataset, layers, "iwae", k) for k in paper.KS]
-            assert iwae == sorted(iwae, reverse=True)  # more samples, lower NLL
-
-
-def test_paper_two_layers_beat_one_and_units_fit_the_model():
-    for dataset in ("mnist", "omniglot"):
-        for objective in paper.OBJECTIVES:
-            for k in paper.KS:
-                assert paper.test_nll(dataset, 2, objective, k) < paper.test_nll(dataset, 1, objective, k)
-                assert paper.active_units(dataset, 1, objective, k)[0] <= 50
-                first, second = paper.active_units(dataset, 2, objective, k)
-                assert first <= 100 and second <= 50
-    assert paper.test_nll("mnist", 1, "iwae", 50) == 84.78
-    assert paper.active_units("mnist", 2, "iwae", 50) == (26, 7)
-    assert paper.EPOCHS == 3280 == sum(3**i for i in range(8)) == schedules.PAPER_EPOCHS
-
-
-def test_paper_rows_and_errors():
-    rows = paper.table1_rows("mnist", 1)
-    assert list(rows) == [f"mnist_1l_{o}_k{k}" for o in ("vae", "iwae") for k in (1, 5, 50)]
-    assert rows["mnist_1l_vae_k5"] == {"test NLL": 86.47, "active units": (20,)}
-    with pytest.raises(KeyError, match="Table 1 has no entry"):
-        paper.test_nll("mnist", 3, "iwae", 5)
-
-
 # ----------------------------------------------------------------------------- plotting
 
 
