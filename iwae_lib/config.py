@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from iwae_lib import estimators, objectives, schedules
+from iwae_lib import estimators, models, schedules
 from iwae_lib.models import ModelConfig, paper_model
 
 DATASETS = ("mnist", "binarized_mnist", "omniglot")
@@ -22,11 +22,13 @@ class TrainConfig:
     n_stochastic: int = 1
     latent_sizes: tuple | None = None  # None: the paper's architecture for n_stochastic
     hidden_sizes: tuple | None = None
+    likelihood: str = "bernoulli"  # "discretized_logistic": 8-bit gray levels of mnist (iwae_lib.quantized)
     objective: str = "iwae"
     k: int = 5
     estimator: str = "standard"
     miwae_groups: int = 1
     ciwae_beta: float = 0.5
+    piwae_encoder: str = "miwae"  # objective "piwae": the inference network's bound (miwae, ciwae or vae)
     batch_size: int = 20
     schedule: str = "scaled"
     epochs: int | None = 328
@@ -34,6 +36,8 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-4
+    warmup_epochs: float = 0.0  # linear_decay schedule: epochs of linear warm-up to the peak rate
+    ema_decay: float = 0.0  # > 0: evaluate and keep an exponential moving average of the parameters
     seed: int = 0
     train_size: int | None = None  # None: the whole training set (a smaller number: smoke runs)
     validation_size: int = 0
@@ -44,6 +48,7 @@ class TrainConfig:
     final_test_size: int | None = None  # None: the whole test set
     final_train_size: int = 2000  # training images for the train log-likelihood (overfitting gap)
     steps_per_call: int = 100
+    precision: str = "float32"  # "bfloat16": bf16 matrix products, fp32 parameters, Adam state and bounds
     checkpoint_seconds: float = 300.0
 
     def __post_init__(self):
@@ -61,9 +66,22 @@ class TrainConfig:
                 raise ValueError(message)
 
         need(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        need(self.objective in objectives.OBJECTIVES,
-             f"unknown objective {self.objective!r}; choose one of {', '.join(objectives.OBJECTIVES)}")
-        estimators.check_estimator(self.estimator, self.objective)
+        need(self.objective in estimators.TRAINING_OBJECTIVES,
+             f"unknown objective {self.objective!r}; choose one of {', '.join(estimators.TRAINING_OBJECTIVES)}")
+        if self.objective == estimators.PIWAE:
+            estimators.check_piwae(self.piwae_encoder, self.estimator)
+            need(self.piwae_encoder != "miwae" or self.miwae_groups > 1,
+                 "PIWAE with piwae_encoder 'miwae' needs miwae_groups > 1 (with one group the encoder's "
+                 "MIWAE bound is the IWAE bound itself: use objective 'iwae')")
+        else:
+            estimators.check_estimator(self.estimator, self.objective)
+            need(self.piwae_encoder == "miwae",
+                 f"piwae_encoder applies to objective 'piwae' only, not {self.objective!r}")
+        need(self.likelihood in models.LIKELIHOODS,
+             f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(models.LIKELIHOODS)}")
+        need(self.likelihood != "discretized_logistic" or self.dataset == "mnist",
+             f"the discretized_logistic (8-bit) likelihood models the gray levels of the 'mnist' data set "
+             f"(its raw intensities); {self.dataset!r} has none: use likelihood 'bernoulli' there")
         need(isinstance(self.k, int) and self.k >= 1, f"k (samples per image) must be an integer >= 1, got {self.k}")
         need(self.miwae_groups >= 1 and self.k % self.miwae_groups == 0,
              f"miwae_groups must divide k: k={self.k}, miwae_groups={self.miwae_groups}")
@@ -73,6 +91,10 @@ class TrainConfig:
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.epsilon > 0,
              "Adam needs 0 <= beta1, beta2 < 1 and epsilon > 0")
         schedules.stages(self.schedule, self.epochs, self.learning_rate)  # raises on a bad schedule
+        need(self.warmup_epochs == 0 or (self.schedule == "linear_decay" and 0 < self.warmup_epochs < self.epochs),
+             f"warmup_epochs ({self.warmup_epochs}) needs --schedule linear_decay and must be below epochs")
+        need(0.0 <= self.ema_decay < 1.0,
+             f"ema_decay must lie in [0, 1) (0 turns the moving average off), got {self.ema_decay}")
         need(self.train_size is None or self.train_size >= self.batch_size,
              f"train_size ({self.train_size}) must hold at least one batch of {self.batch_size}")
         need(self.validation_size >= 0, f"validation_size must be >= 0, got {self.validation_size}")
@@ -81,19 +103,21 @@ class TrainConfig:
         need(self.eval_every >= 0 and self.eval_size >= 1, "eval_every must be >= 0 and eval_size >= 1")
         need(self.final_k >= 1, f"final_k must be >= 1, got {self.final_k}")
         need(self.steps_per_call >= 1, "steps_per_call must be >= 1")
+        models.check_precision(self.precision)
         need(self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
         self.model_config()  # raises on bad layer sizes
 
     def model_config(self) -> ModelConfig:
         if self.latent_sizes is None and self.hidden_sizes is None:
-            return paper_model(self.n_stochastic)
+            return dataclasses.replace(paper_model(self.n_stochastic), likelihood=self.likelihood)
         base = paper_model(self.n_stochastic) if self.n_stochastic in (1, 2) else ModelConfig()
         latent = self.latent_sizes or base.latent_sizes
         hidden = self.hidden_sizes or base.hidden_sizes
-        return ModelConfig(tuple(latent), tuple(hidden))
+        return ModelConfig(tuple(latent), tuple(hidden), likelihood=self.likelihood)
 
     def bound_options(self) -> dict:
-        return {"miwae_groups": self.miwae_groups, "ciwae_beta": self.ciwae_beta}
+        """Options of the objective, passed on to :func:`iwae_lib.estimators.loss_and_gradients`."""
+        return {"miwae_groups": self.miwae_groups, "ciwae_beta": self.ciwae_beta, "piwae_encoder": self.piwae_encoder}
 
     def total_epochs(self) -> int:
         return sum(n for n, _ in schedules.stages(self.schedule, self.epochs, self.learning_rate))

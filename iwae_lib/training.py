@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from iwae_lib import adam, checkpoints, data, estimators, evaluation, models, runinfo, schedules
+from iwae_lib import adam, checkpoints, data, estimators, evaluation, models, quantized, runinfo, schedules
 from iwae_lib._quiet import import_tensorflow_quietly
 from iwae_lib.config import TrainConfig, config_differences
 
@@ -49,7 +49,7 @@ def binarize_batch(x, seed):
 
 
 def compile_train_chunk(params, m, v, gradient_fn, seed: int, batch_size: int, x_size: int,
-                        prepare_batch=None, adam_options=None):
+                        prepare_batch=None, adam_options=None, ema=None, ema_decay: float = 0.0):
     """A compiled function running several Adam steps of any gradient function in one call.
 
     Args:
@@ -59,6 +59,8 @@ def compile_train_chunk(params, m, v, gradient_fn, seed: int, batch_size: int, x
         prepare_batch: optional ``(x, seed [2]) -> x`` applied to each batch first (e.g.
             :func:`binarize_batch`).
         adam_options: beta1, beta2, epsilon (the paper's by default).
+        ema, ema_decay: optional dict of tf.Variable (same shapes as params) updated after
+            each step by :func:`update_moving_average`.
 
     Returns:
         ``train_chunk(x_chunk [S, B, x_size], learning_rate [], first_step int64 [])`` ->
@@ -83,23 +85,39 @@ def compile_train_chunk(params, m, v, gradient_fn, seed: int, batch_size: int, x
                 x = prepare_batch(x, tf.random.experimental.stateless_fold_in(step_seed, 0))
             bound, grads = gradient_fn(params, x, tf.random.experimental.stateless_fold_in(step_seed, 1))
             adam.apply_adam(params, grads, m, v, tf.cast(step + 1, tf.float32), learning_rate, **hyper)
+            if ema is not None:
+                update_moving_average(ema, params, ema_decay, tf.cast(step + 1, tf.float32))
             total += tf.reduce_mean(bound)
         return total / tf.cast(n, tf.float32)
 
     return train_chunk
 
 
-def make_train_chunk(params, m, v, config: TrainConfig, dynamic: bool):
+def update_moving_average(ema, params, decay: float, step):
+    """In place: ema <- d * ema + (1 - d) * params, with d = min(decay, (1 + t) / (10 + t)).
+
+    The smaller rate over the first steps (t = the 1-based update number, a float32 scalar)
+    lets the average forget its initial value quickly, as Polyak averaging over a window
+    that grows with t would; after about 10 / (1 - decay) steps d is ``decay``, an
+    average over the last ~1 / (1 - decay) steps.
+    """
+    d = tf.minimum(tf.constant(decay, tf.float32), (1.0 + step) / (10.0 + step))
+    for name, var in params.items():
+        ema[name].assign(d * ema[name] + (1.0 - d) * var)
+
+
+def make_train_chunk(params, m, v, config: TrainConfig, dynamic: bool, ema=None):
     """:func:`compile_train_chunk` for a TrainConfig's objective and gradient estimator."""
     model = config.model_config()
 
     def gradient_fn(params, x, seed):
         return estimators.loss_and_gradients(params, model, x, config.k, seed, config.objective,
-                                             config.estimator, **config.bound_options())
+                                             config.estimator, config.precision, **config.bound_options())
 
     return compile_train_chunk(params, m, v, gradient_fn, config.seed, config.batch_size, model.x_size,
                                binarize_batch if dynamic else None,
-                               {"beta1": config.beta1, "beta2": config.beta2, "epsilon": config.epsilon})
+                               {"beta1": config.beta1, "beta2": config.beta2, "epsilon": config.epsilon},
+                               ema, config.ema_decay)
 
 
 def epoch_order(seed: int, epoch: int, n_train: int, batch_size: int) -> np.ndarray:
@@ -117,30 +135,31 @@ def _fresh_state(config, model, train_mean):
     counters = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "epoch_bound_sum": 0.0,
                 "epoch_steps": 0, "history": [], "stage_seconds": {}, "train_seconds": 0.0,
                 "best": None, "evals_since_best": 0, "stopped_early": False}
-    return params, zeros, dict(zeros), None, counters
+    return params, zeros, dict(zeros), None, counters, None
 
 
-def save_checkpoint(path, params, m, v, best, counters):
+def save_checkpoint(path, params, m, v, best, counters, ema=None):
     """Everything needed to resume, in one atomically written .npz."""
     arrays = {}
-    for prefix, group in (("param", params), ("adam_m", m), ("adam_v", v), ("best", best or {})):
+    for prefix, group in (("param", params), ("adam_m", m), ("adam_v", v), ("best", best or {}), ("ema", ema or {})):
         arrays.update({f"{prefix}:{n}": np.asarray(value) for n, value in group.items()})
     arrays["counters_json"] = np.array(json.dumps(counters))
     checkpoints.save_arrays(path, arrays)
 
 
 def load_checkpoint(path):
-    """Inverse of save_checkpoint: (params, m, v, best or None, counters)."""
+    """Inverse of save_checkpoint: (params, m, v, best or None, counters, ema or None)."""
     try:
         arrays = checkpoints.load_arrays(path)
         counters = json.loads(str(arrays.pop("counters_json")))
     except Exception as err:  # a checkpoint is written atomically, so this means outside damage
         raise RuntimeError(f"cannot read checkpoint {path}: {err}. Delete it to start the run again.") from err
-    groups = {"param": {}, "adam_m": {}, "adam_v": {}, "best": {}}
+    groups = {"param": {}, "adam_m": {}, "adam_v": {}, "best": {}, "ema": {}}
     for key, value in arrays.items():
         prefix, name = key.split(":", 1)
         groups[prefix][name] = value
-    return groups["param"], groups["adam_m"], groups["adam_v"], groups["best"] or None, counters
+    return (groups["param"], groups["adam_m"], groups["adam_v"], groups["best"] or None, counters,
+            groups["ema"] or None)
 
 
 # ----------------------------------------------------------------------------- run directory
@@ -186,6 +205,7 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
     if (out / METRICS_FILE).exists():
         return checkpoints.load_json(out / METRICS_FILE)
     ds = dataset if dataset is not None else data.load_dataset(config.dataset, config.validation_size, config.seed)
+    ds = prepare_data(config, ds)
     model = config.model_config()
     train_x = ds.train if config.train_size is None else ds.train[: config.train_size]
     stage_list = schedules.stages(config.schedule, config.epochs, config.learning_rate)
@@ -194,26 +214,31 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
 
     ckpt_path = out / CHECKPOINT_FILE
     if ckpt_path.exists():
-        params_np, m_np, v_np, best, counters = load_checkpoint(ckpt_path)
+        params_np, m_np, v_np, best, counters, ema_np = load_checkpoint(ckpt_path)
     else:
-        params_np, m_np, v_np, best, counters = _fresh_state(config, model, ds.train_mean)
+        params_np, m_np, v_np, best, counters, ema_np = _fresh_state(config, model, ds.train_mean)
+    if config.ema_decay > 0 and ema_np is None:
+        ema_np = {n: np.array(p, copy=True) for n, p in params_np.items()}  # the average starts at the initial weights
     if counters["epoch"] < len(rates):  # record the code and machine of every training session
         counters.setdefault("sessions", []).append(
             {"from_epoch": counters["epoch"], "from_step": counters["global_step"], "environment": runinfo.environment()})
     params = models.as_variables(params_np)
     m, v = models.as_variables(m_np), models.as_variables(v_np)
-    train_chunk = make_train_chunk(params, m, v, config, ds.dynamic)
+    ema = models.as_variables(ema_np) if config.ema_decay > 0 else None
+    train_chunk = make_train_chunk(params, m, v, config, ds.dynamic, ema)
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
     monitor = {"test": ds.test[: config.eval_size]}
     if ds.valid is not None:
         monitor["valid"] = ds.valid[: config.eval_size]
 
     def snapshot():
-        return {n: var.numpy() for n, var in params.items()}
+        """The weights that are evaluated and kept: the moving average when there is one."""
+        return {n: var.numpy() for n, var in (ema or params).items()}
 
     def checkpoint():
-        save_checkpoint(ckpt_path, snapshot(), {n: x.numpy() for n, x in m.items()},
-                        {n: x.numpy() for n, x in v.items()}, best, counters)
+        save_checkpoint(ckpt_path, {n: var.numpy() for n, var in params.items()}, {n: x.numpy() for n, x in m.items()},
+                        {n: x.numpy() for n, x in v.items()}, best, counters,
+                        {n: x.numpy() for n, x in ema.items()} if ema is not None else None)
         checkpoints.save_json(out / PROGRESS_FILE, {"epochs_completed": counters["epoch"],
                                                       "total_epochs": len(rates), "history": counters["history"]})
 
@@ -228,7 +253,9 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
         while counters["step_in_epoch"] < n_batches:
             first = counters["step_in_epoch"]
             idx = order[first: first + config.steps_per_call]
-            mean_bound = float(train_chunk(train_x[idx], tf.constant(rate, tf.float32),
+            progress_mid = epoch + (first + len(idx) / 2) / n_batches
+            step_rate = schedules.rate_at(config.schedule, rate, progress_mid, len(rates), config.warmup_epochs)
+            mean_bound = float(train_chunk(train_x[idx], tf.constant(step_rate, tf.float32),
                                            tf.constant(counters["global_step"], tf.int64)))
             if not math.isfinite(mean_bound):
                 checkpoint_note = f"last checkpoint: epoch {counters['epoch']}, step {counters['step_in_epoch']}"
@@ -249,7 +276,8 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
         elapsed = time.monotonic() - started
         counters["train_seconds"] += elapsed
         counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
-        entry = {"epoch": epoch + 1, "stage": stage, "learning_rate": rate,
+        entry = {"epoch": epoch + 1, "stage": stage,
+                 "learning_rate": schedules.rate_at(config.schedule, rate, epoch + 0.5, len(rates), config.warmup_epochs),
                  "train_bound": counters["epoch_bound_sum"] / max(1, counters["epoch_steps"]),
                  "train_seconds": counters["train_seconds"]}
         evaluate_now = config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == len(rates))
@@ -286,8 +314,22 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
     return finish(config, out, best if best is not None else snapshot(), counters, ds, progress)
 
 
+def prepare_data(config: TrainConfig, ds):
+    """The data a run trains on and is evaluated on, from ``data.load_dataset``'s ``ds``.
+
+    ``ds`` itself for the Bernoulli models; for the 8-bit model (likelihood
+    "discretized_logistic") MNIST's pixel levels 0..255 [N, 784] in every split, never
+    binarized (:func:`iwae_lib.quantized.level_splits`).
+    """
+    return quantized.level_splits(ds) if config.likelihood == quantized.LIKELIHOOD else ds
+
+
 def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, progress: bool = True) -> dict:
-    """Final evaluation of the selected weights; writes weights.npz and metrics.json."""
+    """Final evaluation of the selected weights; writes weights.npz and metrics.json.
+
+    ``ds`` is :func:`prepare_data`'s. The 8-bit model's log-likelihoods are of its pixel
+    levels, and are also given in bits per pixel (``test_bits_per_dim`` etc.).
+    """
     model = config.model_config()
     started = time.monotonic()
     test_x = ds.test if config.final_test_size is None else ds.test[: config.final_test_size]
@@ -298,6 +340,11 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
         train_x = data.binarize(train_x, TRAIN_EVAL_BINARIZATION_SEED)
     train_ll = evaluation.log_likelihood(weights, model, train_x, k=config.final_k, seed=config.seed + EVAL_SEED_OFFSETS["train"],
                                          progress=progress, description=f"train log p(x), k={config.final_k}")
+    valid_ll = None
+    if ds.valid is not None:  # the number that recipes are compared on (never the test set's)
+        valid_ll = evaluation.log_likelihood(weights, model, ds.valid, k=config.final_k,
+                                             seed=config.seed + EVAL_SEED_OFFSETS["valid"], progress=progress,
+                                             description=f"validation log p(x), k={config.final_k}")
     units = evaluation.active_units(weights, model, ds.test, seed=config.seed + EVAL_SEED_OFFSETS["active_units"])
     checkpoints.save_arrays(out / WEIGHTS_FILE, weights)
     metrics = {
@@ -310,9 +357,14 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
         "global_steps": counters["global_step"],
         "stopped_early": counters["stopped_early"],
         "selected_epoch": counters["best"]["epoch"] if counters["best"] else counters["epoch"],
+        "weights_kind": ("validation-selected " if counters["best"] else "final ")
+                        + ("moving average" if config.ema_decay > 0 else "parameters"),
         "test_log_likelihood": float(np.mean(test_ll)),
         "test_log_likelihood_stderr": float(np.std(test_ll) / math.sqrt(len(test_ll))),
         "test_images": len(test_ll),
+        "valid_log_likelihood": None if valid_ll is None else float(np.mean(valid_ll)),
+        "valid_log_likelihood_stderr": None if valid_ll is None else float(np.std(valid_ll) / math.sqrt(len(valid_ll))),
+        "valid_images": 0 if valid_ll is None else len(valid_ll),
         "train_log_likelihood": float(np.mean(train_ll)),
         "train_images": len(train_ll),
         "final_k": config.final_k,
@@ -326,5 +378,9 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
         "training_sessions": counters.get("sessions", []),  # each start or resume of training
         "weights": WEIGHTS_FILE,
     }
+    if model.likelihood == quantized.LIKELIHOOD:  # discrete 8-bit images: also in bits per pixel
+        for split, ll in (("test", test_ll), ("valid", valid_ll), ("train", train_ll)):
+            if ll is not None:
+                metrics[f"{split}_bits_per_dim"] = quantized.bits_per_dim(ll, model.x_size)
     checkpoints.save_json(out / METRICS_FILE, metrics)
     return metrics

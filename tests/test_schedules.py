@@ -83,3 +83,22 @@ def test_epoch_rates_lists_one_rate_per_epoch_in_stage_order():
     assert len(paper) == 3280
     assert paper[0] == (pytest.approx(1e-3), 0) and paper[1][1] == 1 and paper[4][1] == 2
     assert paper[-1][1] == 7 and math.isclose(paper[-1][0], 1e-4)
+
+
+def test_linear_decay_warms_up_then_decays_linearly_to_zero():
+    assert schedules.stages("linear_decay", 100, 3e-3) == [(100, 3e-3)]
+    rate = lambda p: schedules.rate_at("linear_decay", 3e-3, p, 100, warmup_epochs=2.0)  # noqa: E731
+    assert rate(0.0) == 0.0
+    assert rate(1.0) == pytest.approx(3e-3 * 0.5 * 0.99)
+    assert rate(2.0) == pytest.approx(3e-3 * 0.98)  # the peak, less the decay so far
+    assert rate(50.0) == pytest.approx(1.5e-3)
+    assert rate(100.0) == 0.0
+    rates = [rate(p) for p in np.linspace(2.0, 100.0, 50)]
+    np.testing.assert_allclose(np.diff(rates), np.diff(rates)[0], rtol=1e-9)  # a straight line after warm-up
+    assert schedules.rate_at("linear_decay", 1e-3, 10.0, 100) == pytest.approx(0.9e-3)  # no warm-up
+
+
+@pytest.mark.parametrize("schedule", ["paper", "scaled", "constant"])
+def test_staged_schedules_keep_the_stage_rate_within_an_epoch(schedule):
+    for progress in (0.0, 0.3, 7.9):
+        assert schedules.rate_at(schedule, 4e-4, progress, 3280, warmup_epochs=0.0) == 4e-4

@@ -31,7 +31,10 @@ TINY = dict(dataset="mnist", train_size=400, batch_size=20, schedule="constant",
 METRICS_KEYS = {"finished", "config", "model", "seed", "epochs_completed", "total_epochs", "global_steps",
                 "stopped_early", "selected_epoch", "test_log_likelihood", "test_log_likelihood_stderr",
                 "test_images", "train_log_likelihood", "train_images", "final_k", "active_units",
-                "active_unit_variances", "history", "wall_seconds", "environment", "training_sessions", "weights"}
+                "active_unit_variances", "history", "wall_seconds", "environment", "training_sessions", "weights",
+                "valid_log_likelihood", "valid_log_likelihood_stderr", "valid_images", "weights_kind"}
+# The same tiny run with a warm-up + linear-decay schedule and a moving average of the weights.
+TINY_AVERAGED = dict(TINY, schedule="linear_decay", learning_rate=3e-3, warmup_epochs=1.5, ema_decay=0.9)
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +179,51 @@ def test_resume_from_a_mid_epoch_checkpoint_equals_the_uninterrupted_run(tmp_pat
     monkeypatch.undo()
     training.train(TrainConfig(**TINY), out, progress=False, dataset=mnist)
     assert_same_run(out, reference_run[0])
+
+
+@pytest.fixture(scope="module")
+def averaged_reference_run(mnist, tmp_path_factory):
+    out = tmp_path_factory.mktemp("averaged_reference")
+    metrics = training.train(TrainConfig(**TINY_AVERAGED), out, progress=False, dataset=mnist)
+    return out, metrics
+
+
+def test_resume_with_a_moving_average_and_linear_decay_equals_the_uninterrupted_run(
+        tmp_path, mnist, averaged_reference_run, monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setattr(training, "make_train_chunk", StopAfterCalls(7))
+    with pytest.raises(KeyboardInterrupt):
+        training.train(TrainConfig(**TINY_AVERAGED), out, progress=False, dataset=mnist)
+    monkeypatch.undo()
+    training.train(TrainConfig(**TINY_AVERAGED), out, progress=False, dataset=mnist)
+    assert_same_run(out, averaged_reference_run[0])
+
+
+def test_the_kept_weights_are_the_moving_average(averaged_reference_run):
+    out, metrics = averaged_reference_run
+    params, _, _, _, _, ema = training.load_checkpoint(out / training.CHECKPOINT_FILE)
+    weights = load_weights(out)
+    assert metrics["weights_kind"] == "final moving average"
+    for name in weights:
+        assert np.array_equal(weights[name], ema[name])
+    assert all(not np.array_equal(weights[n], params[n]) for n in weights)
+    # the recorded per-epoch rates follow the warm-up and the linear decay (peak 3e-3, 4 epochs)
+    rates = [e["learning_rate"] for e in metrics["history"]]
+    expected = [3e-3 * min(1.0, (e + 0.5) / 1.5) * (1 - (e + 0.5) / 4) for e in range(4)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12)
+
+
+def test_the_moving_average_update_matches_its_closed_form():
+    """From ema = 0 with the parameters held at 1, after n updates ema = 1 - prod_t d_t,
+    with d_t = min(decay, (1 + t) / (10 + t))."""
+    decay, n = 0.8, 40
+    params = {"w": tf.Variable(tf.ones([3, 2]))}
+    ema = {"w": tf.Variable(tf.zeros([3, 2]))}
+    for t in range(1, n + 1):
+        training.update_moving_average(ema, params, decay, tf.constant(float(t)))
+    d = [min(decay, (1 + t) / (10 + t)) for t in range(1, n + 1)]
+    np.testing.assert_allclose(ema["w"].numpy(), 1.0 - np.prod(d), rtol=1e-5)
+    assert d[0] == pytest.approx(2 / 11) and d[-1] == decay  # fast forgetting first, then the set decay
 
 
 def test_a_finished_run_is_returned_not_retrained(reference_run, mnist, monkeypatch):
@@ -334,6 +382,9 @@ def test_early_stopping_selects_the_best_validation_epoch(tmp_path):
     ({"train_size": 10}, "must hold at least one batch of 20"),
     ({"learning_rate": 0.0}, "learning_rate must be positive"),
     ({"n_stochastic": 3}, "1 or 2 stochastic layers"),
+    ({"warmup_epochs": 1.0}, "warmup_epochs (1.0) needs --schedule linear_decay"),
+    ({"schedule": "linear_decay", "epochs": 4, "warmup_epochs": 4.0}, "must be below epochs"),
+    ({"ema_decay": 1.0}, "ema_decay must lie in [0, 1)"),
     ({"latent_sizes": (100, 50)}, "one list of hidden layers per stochastic layer"),
 ])
 def test_invalid_configurations_are_refused_with_a_clear_message(options, message):
