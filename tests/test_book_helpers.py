@@ -178,6 +178,19 @@ def test_learning_curves_skip_missing_keys_and_mark_epochs():
     assert len(fig.axes[0].get_legend().get_texts()) == 4
 
 
+def test_learning_curves_against_hours_with_reference_lines():
+    history = [{"epoch": 1, "train_seconds": 1800.0, "test_bound": -95.0},
+               {"epoch": 2, "train_seconds": 5400.0, "test_bound": -90.0}]
+    fig = plotting.learning_curves({"run": history}, x="hours", hlines={"paper": -85.0}, mark={"run": 2})
+    ax = fig.axes[0]
+    curve, marker, line = ax.lines
+    assert list(curve.get_xdata()) == [0.5, 1.5] and list(curve.get_ydata()) == [-95.0, -90.0]
+    assert list(marker.get_xdata()) == [1.5] and list(marker.get_ydata()) == [-90.0]
+    assert list(line.get_ydata()) == [-85.0, -85.0] and ax.get_xlabel() == "training hours"
+    with pytest.raises(ValueError, match="x must be one of"):
+        plotting.learning_curves({"run": history}, x="steps")
+
+
 def test_bound_vs_k_and_other_figures():
     fig = plotting.bound_vs_k([1, 5, 50], {"vae": [-90, -88, -87], "iwae": [-92, -87, -85]}, reference={"log p": -84})
     ax = fig.axes[0]

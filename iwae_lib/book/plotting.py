@@ -114,8 +114,12 @@ def image_rows(rows: dict, title: str | None = None, scale: float = 0.6):
 # ----------------------------------------------------------------------------- curves
 
 
+X_AXES = {"epoch": ("epoch", lambda h: h["epoch"]),
+          "hours": ("training hours", lambda h: h["train_seconds"] / 3600.0)}
+
+
 def learning_curves(histories: dict, key="test_bound", title: str | None = None, ylabel: str | None = None,
-                    size=(7.0, 4.0), mark=None):
+                    size=(7.0, 4.0), mark=None, x: str = "epoch", hlines: dict | None = None):
     """Per-epoch curves from training histories (``metrics["history"]``).
 
     histories: name -> list of dicts with ``epoch`` and the plotted keys (entries missing
@@ -124,15 +128,20 @@ def learning_curves(histories: dict, key="test_bound", title: str | None = None,
         (name, key).
     mark: optional name -> epoch, drawn as a dot on that run's first curve (e.g. the
         validation-selected epoch).
+    x: ``"epoch"`` or ``"hours"`` (the entries' cumulative ``train_seconds``).
+    hlines: optional label -> value, drawn as dotted horizontal lines (e.g. the paper's).
     Returns a Figure with one axes.
     """
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
+    xlabel, x_of = X_AXES[x]
     keys = [key] if isinstance(key, str) else list(key)
     with _style():
         fig, axes = new_figure(size=size)
         ax = axes[0, 0]
         for name, history in histories.items():
             for j, k in enumerate(keys):
-                points = [(h["epoch"], h[k]) for h in history if h.get(k) is not None]
+                points = [(x_of(h), h[k]) for h in history if h.get(k) is not None]
                 if not points:
                     continue
                 epochs, values = zip(*points)
@@ -140,10 +149,14 @@ def learning_curves(histories: dict, key="test_bound", title: str | None = None,
                 line, = ax.plot(epochs, values, marker="." if len(points) < 30 else None,
                                 linestyle="-" if j == 0 else "--", label=label)
                 if mark and name in mark and j == 0:
-                    at = dict(points).get(mark[name])
-                    if at is not None:
-                        ax.plot([mark[name]], [at], "o", ms=9, mfc="none", color=line.get_color())
-        ax.set_xlabel("epoch")
+                    marked = [(x_of(h), h[k]) for h in history if h["epoch"] == mark[name] and h.get(k) is not None]
+                    if marked:
+                        ax.plot([marked[0][0]], [marked[0][1]], "o", ms=9, mfc="none", color=line.get_color())
+        for label, value in (hlines or {}).items():
+            ax.axhline(value, linestyle=":", color="0.3", linewidth=1)
+            ax.annotate(label, (1.0, value), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                        fontsize="small", color="0.3")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel or (keys[0] if len(keys) == 1 else "nats per image"))
         if title:
             ax.set_title(title)
