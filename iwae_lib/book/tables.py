@@ -1,0 +1,214 @@
+"""The paper's numbers beside the recorded runs, as Markdown tables for the README and the book.
+
+Every number in these tables is read from ``iwae_lib.book.paper`` or from a recorded run in
+``results/<name>/`` (``metrics.json`` of a finished run; a run without one is "not yet
+recorded"); nothing is typed by hand. Two places show them and are kept current by a test:
+
+* ``README.md``, between :data:`README_START` and :data:`README_END`;
+* ``book/_generated/results.md``, included by the landing page ``book/intro.md``.
+
+Rewrite both after a run finishes::
+
+    python -m iwae_lib.book.tables --write      # README.md and book/_generated/results.md
+    python -m iwae_lib.book.tables --readme     # only README.md
+    python -m iwae_lib.book.tables --check      # exit 1 when either is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from iwae_lib.book import paper
+
+REPO = Path(__file__).resolve().parents[2]
+README_START = "<!-- results table: written by `python -m iwae_lib.book.tables --write`; do not edit by hand -->"
+README_END = "<!-- end of results table -->"
+BOOK_TABLE = Path("book") / "_generated" / "results.md"
+NOT_RECORDED = "not yet recorded"
+
+#: The paper's blocks the book's chapters reproduce: (data set, stochastic layers, values of k).
+#: Table 1's MNIST blocks (chapters 1 and 7) and Appendix D's one-layer k=5 models (chapter 3).
+BOOK_CELLS = (("mnist", 1, paper.KS), ("mnist", 2, paper.KS), ("binarized_mnist", 1, (5,)))
+
+_DATA_NAMES = {"mnist": "MNIST, dynamic binarization", "omniglot": "Omniglot",
+               "binarized_mnist": "MNIST, fixed binarization"}
+
+
+def cells() -> list:
+    """(data set, layers, objective, k) of every paper cell in the tables, in table order."""
+    return [(dataset, layers, objective, k) for dataset, layers, ks in BOOK_CELLS
+            for objective in paper.OBJECTIVES for k in ks]
+
+
+def _read_json(path: Path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _check_config(folder: Path, dataset: str, layers: int, objective: str, k: int) -> None:
+    """The run in ``folder`` must be the paper's model of that cell (its name says so)."""
+    config = _read_json(folder / "config.json")["train"]
+    wanted = {"dataset": dataset, "n_stochastic": layers, "objective": objective, "k": k, "estimator": "standard"}
+    wrong = {key: config.get(key) for key, value in wanted.items() if config.get(key) != value}
+    if wrong:
+        raise ValueError(f"{folder}: its name says {wanted}, but config.json has {wrong}")
+
+
+def run_status(results: Path, dataset: str, layers: int, objective: str, k: int) -> dict:
+    """What ``results/`` holds for one paper cell.
+
+    Returns ``{"name", "state"}`` with state "finished" (plus ``metrics``), "unfinished"
+    (a run folder without ``metrics.json``) or "missing".
+    """
+    name = paper.run_name(dataset, layers, objective, k)
+    folder = Path(results) / name
+    if not (folder / "config.json").is_file():
+        return {"name": name, "state": "missing"}
+    _check_config(folder, dataset, layers, objective, k)
+    if (folder / "metrics.json").is_file():
+        return {"name": name, "state": "finished", "metrics": _read_json(folder / "metrics.json")}
+    return {"name": name, "state": "unfinished"}
+
+
+def _units(units) -> str:
+    return "+".join(str(int(u)) for u in units)
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h"
+
+
+def rows(results: Path | None = None) -> list:
+    """One dict of table cells (strings) per paper cell of :func:`cells`."""
+    results = REPO / "results" if results is None else Path(results)
+    table = []
+    for dataset, layers, objective, k in cells():
+        status = run_status(results, dataset, layers, objective, k)
+        row = {
+            "paper's table": paper.TABLE_NAMES[dataset],
+            "data": _DATA_NAMES[dataset],
+            "model": f"{objective.upper()}, k={k}, {layers} stochastic layer{'s' if layers > 1 else ''}",
+            "paper NLL": f"{paper.test_nll(dataset, layers, objective, k):.2f}",
+            "paper units": _units(paper.active_units(dataset, layers, objective, k)),
+            "name": status["name"],
+            "state": status["state"],
+        }
+        if status["state"] == "finished":
+            m = status["metrics"]
+            row.update({
+                "our NLL": f"{-m['test_log_likelihood']:.2f} ± {m['test_log_likelihood_stderr']:.2f}",
+                "our units": _units(m["active_units"]),
+                "epochs": str(m["epochs_completed"]),
+                "time": _hours(m["wall_seconds"]["training"]),
+            })
+        else:
+            # the progress of an unfinished run changes by the minute: the table only says it exists
+            note = NOT_RECORDED + (" (unfinished run)" if status["state"] == "unfinished" else "")
+            row.update({"our NLL": note, "our units": "", "epochs": "", "time": ""})
+        table.append(row)
+    return table
+
+
+def markdown_table(results: Path | None = None, link=None) -> str:
+    """The comparison as a Markdown table (no trailing newline).
+
+    ``link(name)``: the address a run's name links to, or None for no links.
+    """
+    header = ("| paper's table | data | model | paper: test NLL | paper: active units "
+              f"| ours: test NLL (± s.e.) | ours: active units | our epochs (paper: {paper.EPOCHS}) "
+              "| training time | run |")
+    lines = [header, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for row in rows(results):
+        run = f"`{row['name']}`"
+        if link is not None and row["state"] != "missing":
+            run = f"[{run}]({link(row['name'])})"
+        cells_ = [row["paper's table"], row["data"], row["model"], row["paper NLL"], row["paper units"],
+                  row["our NLL"], row["our units"], row["epochs"], row["time"], run]
+        lines.append("| " + " | ".join(cells_) + " |")
+    return "\n".join(lines)
+
+
+def summary(results: Path | None = None) -> str:
+    """One sentence: how many of the table's runs are recorded."""
+    states = [row["state"] for row in rows(results)]
+    finished, unfinished = states.count("finished"), states.count("unfinished")
+    def verb(n):
+        return "is" if n == 1 else "are"
+
+    return (f"{finished} of the {len(states)} runs below {verb(finished)} recorded; {unfinished} more "
+            f"{verb(unfinished)} unfinished "
+            f"(NLL: negative log-likelihood in nats, estimated with k={paper.EVAL_K} samples on the "
+            f"test set; paper: {paper.SOURCE}).")
+
+
+def repository_url(root: Path = REPO) -> str:
+    """``repository.url`` of ``_config.yml``: the one place the repository's address is written."""
+    import yaml
+
+    config = yaml.safe_load((Path(root) / "_config.yml").read_text(encoding="utf-8"))
+    return config["repository"]["url"].rstrip("/")
+
+
+def readme_block(results: Path | None = None) -> str:
+    """The README's results table with its markers, links relative to the repository root."""
+    body = summary(results) + "\n\n" + markdown_table(results, link=lambda name: f"results/{name}")
+    return f"{README_START}\n{body}\n{README_END}"
+
+
+def book_block(results: Path | None = None, root: Path = REPO) -> str:
+    """The landing page's include file: the same table, runs linked to the repository."""
+    url = repository_url(root)
+    body = summary(results) + "\n\n" + markdown_table(results, link=lambda name: f"{url}/tree/main/results/{name}")
+    return f"<!-- written by `python -m iwae_lib.book.tables --write` from results/ and iwae_lib/book/paper.py -->\n\n{body}\n"
+
+
+def replace_readme_block(readme_text: str, block: str) -> str:
+    """``readme_text`` with the text between the markers (markers included) replaced by ``block``."""
+    start, end = readme_text.find(README_START), readme_text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md has no results table markers ({README_START!r} ... {README_END!r})")
+    return readme_text[:start] + block + readme_text[end + len(README_END):]
+
+
+def _targets(root: Path, readme_only: bool) -> dict:
+    readme = root / "README.md"
+    targets = {readme: replace_readme_block(readme.read_text(encoding="utf-8"), readme_block(root / "results"))}
+    if not readme_only:
+        targets[root / BOOK_TABLE] = book_block(root / "results", root)
+    return targets
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m iwae_lib.book.tables", description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--write", action="store_true", help="rewrite README.md's table and book/_generated/results.md")
+    group.add_argument("--readme", action="store_true", help="rewrite README.md's table only")
+    group.add_argument("--check", action="store_true", help="exit 1 if either is out of date")
+    group.add_argument("--print", action="store_true", help="print the table")
+    parser.add_argument("--root", type=Path, default=REPO, help="repository root (default: this checkout)")
+    args = parser.parse_args(argv)
+    if args.print:
+        print(markdown_table(args.root / "results"))
+        return 0
+    stale = []
+    for path, text in _targets(args.root, readme_only=args.readme).items():
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current == text:
+            continue
+        if args.check:
+            stale.append(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
+    if stale:
+        print("out of date (run python -m iwae_lib.book.tables --write): " + ", ".join(map(str, stale)), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The results tables (iwae_lib.book.tables): values from results/ and paper.py, and the README and the
+landing page are current."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from iwae_lib.book import paper, tables
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def record(results, name, train, metrics=None):
+    folder = results / name
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"train": train, "model": {}}))
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def train_config(dataset="mnist", n_stochastic=1, objective="iwae", k=5, estimator="standard"):
+    return dict(dataset=dataset, n_stochastic=n_stochastic, objective=objective, k=k, estimator=estimator)
+
+
+METRICS = {"test_log_likelihood": -86.123, "test_log_likelihood_stderr": 0.2049, "active_units": [21, 4],
+           "epochs_completed": 288, "wall_seconds": {"training": 5400.0}}
+
+
+def test_rows_cover_the_books_cells_with_the_papers_numbers(tmp_path):
+    rows = tables.rows(tmp_path)
+    assert [r["name"] for r in rows] == (
+        [f"mnist_1l_{o}_k{k}" for o in ("vae", "iwae") for k in (1, 5, 50)]
+        + [f"mnist_2l_{o}_k{k}" for o in ("vae", "iwae") for k in (1, 5, 50)]
+        + ["binarized_mnist_1l_vae_k5", "binarized_mnist_1l_iwae_k5"])
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["mnist_1l_iwae_k50"]["paper NLL"] == "84.78" and by_name["mnist_1l_iwae_k50"]["paper units"] == "25"
+    assert by_name["mnist_2l_iwae_k50"]["paper units"] == "26+7"
+    assert by_name["binarized_mnist_1l_iwae_k5"]["paper NLL"] == "87.63"
+    assert by_name["binarized_mnist_1l_iwae_k5"]["paper's table"] == "Appendix D, Table 3"
+    for dataset, layers, objective, k in tables.cells():
+        row = by_name[paper.run_name(dataset, layers, objective, k)]
+        assert float(row["paper NLL"]) == paper.test_nll(dataset, layers, objective, k)
+        assert row["state"] == "missing" and row["our NLL"] == "not yet recorded"
+
+
+def test_finished_and_unfinished_runs(tmp_path):
+    record(tmp_path, "mnist_2l_iwae_k5", train_config(n_stochastic=2), METRICS)
+    record(tmp_path, "mnist_1l_vae_k50", train_config(objective="vae", k=50))  # no metrics.json: unfinished
+    by_name = {r["name"]: r for r in tables.rows(tmp_path)}
+    done = by_name["mnist_2l_iwae_k5"]
+    assert (done["state"], done["our NLL"], done["our units"], done["epochs"], done["time"]) == (
+        "finished", "86.12 ± 0.20", "21+4", "288", "1.5 h")
+    assert by_name["mnist_1l_vae_k50"]["our NLL"] == "not yet recorded (unfinished run)"
+    text = tables.markdown_table(tmp_path, link=lambda name: f"results/{name}")
+    line = next(l for l in text.splitlines() if "mnist_2l_iwae_k5" in l)
+    assert line == ("| Table 1 | MNIST, dynamic binarization | IWAE, k=5, 2 stochastic layers | 83.89 | 21+5 "
+                    "| 86.12 ± 0.20 | 21+4 | 288 | 1.5 h | [`mnist_2l_iwae_k5`](results/mnist_2l_iwae_k5) |")
+    missing = next(l for l in text.splitlines() if "mnist_1l_iwae_k50" in l)
+    assert missing.endswith("| not yet recorded |  |  |  | `mnist_1l_iwae_k50` |")  # no link to a missing folder
+    assert tables.summary(tmp_path).startswith("1 of the 14 runs below is recorded; 1 more is unfinished")
+
+
+def test_a_run_whose_config_does_not_match_its_name_is_refused(tmp_path):
+    record(tmp_path, "mnist_1l_iwae_k5", train_config(k=50), METRICS)
+    with pytest.raises(ValueError, match="config.json has {'k': 50}"):
+        tables.rows(tmp_path)
+    record(tmp_path, "mnist_1l_iwae_k1", train_config(k=1, estimator="dreg"))
+    with pytest.raises(ValueError, match="mnist_1l_iwae_k1"):
+        tables.run_status(tmp_path, "mnist", 1, "iwae", 1)
+
+
+def test_readme_and_landing_page_show_the_current_table():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = tables.readme_block(REPO / "results")
+    assert readme.count(tables.README_START) == 1 and readme.count(tables.README_END) == 1
+    assert block in readme, "README.md's results table is out of date: python -m iwae_lib.book.tables --write"
+    include = (REPO / tables.BOOK_TABLE).read_text(encoding="utf-8")
+    assert include == tables.book_block(REPO / "results"), \
+        "book/_generated/results.md is out of date: python -m iwae_lib.book.tables --write"
+    assert "```{include} _generated/results.md" in (REPO / "book" / "intro.md").read_text(encoding="utf-8")
+    assert tables.main(["--check"]) == 0
+    # the recorded run is in both, with its own numbers
+    metrics = json.loads((REPO / "results" / "mnist_1l_iwae_k5" / "metrics.json").read_text())
+    ours = f"{-metrics['test_log_likelihood']:.2f} ± {metrics['test_log_likelihood_stderr']:.2f}"
+    for text in (readme, include):
+        line = next(l for l in text.splitlines() if "`mnist_1l_iwae_k5`" in l)
+        assert f"| {paper.test_nll('mnist', 1, 'iwae', 5):.2f} |" in line and f"| {ours} |" in line
+
+
+def test_links_point_to_the_repository(tmp_path):
+    url = tables.repository_url()
+    assert url.startswith("https://github.com/") and not url.endswith("/")
+    record(tmp_path, "mnist_1l_iwae_k5", train_config(), METRICS)
+    block = tables.book_block(tmp_path)
+    assert f"]({url}/tree/main/results/mnist_1l_iwae_k5)" in block
+
+
+def test_write_and_check_on_a_copy(tmp_path):
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/someone/iwae-book\n")
+    (tmp_path / "README.md").write_text(f"# x\n\n{tables.README_START}\nold\n{tables.README_END}\n\nafter\n")
+    record(tmp_path / "results", "mnist_1l_iwae_k5", train_config(), METRICS)
+    assert tables.main(["--check", "--root", str(tmp_path)]) == 1
+    assert tables.main(["--write", "--root", str(tmp_path)]) == 0
+    assert tables.main(["--check", "--root", str(tmp_path)]) == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "old" not in readme and readme.endswith(f"{tables.README_END}\n\nafter\n") and "86.12 ± 0.20" in readme
+    assert "https://github.com/someone/iwae-book/tree/main/results/mnist_1l_iwae_k5" in (
+        tmp_path / tables.BOOK_TABLE).read_text()
+    with pytest.raises(ValueError, match="no results table markers"):
+        tables.replace_readme_block("# no markers\n", "x")
