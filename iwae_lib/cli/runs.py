@@ -1,0 +1,102 @@
+"""``python -m iwae_lib runs``: the book's runs with status, hours left and the command that
+records each; ``record NAME``: record one of them into results/ (any kind, resumable).
+
+    python -m iwae_lib runs                      the table
+    python -m iwae_lib runs --missing-commands   only the commands, one per line
+    python -m iwae_lib runs --check              exit 1 with the build's message unless all are recorded
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from iwae_lib.cli.common import EXIT_FAILURE, UsageError
+
+
+def _context():
+    """(catalog runs, results folder, benchmark file, how commands name the results folder)."""
+    from iwae_lib import book
+    from iwae_lib.book import catalog
+
+    results = book.results_dir()
+    default = book.repo_root() / book.RESULTS
+    root = "results" if results == default.resolve() else str(results)
+    return catalog.book_runs(), results, book.repo_root() / "benchmarks" / "results.json", root
+
+
+def current_statuses():
+    """([RunStatus], CostModel) of the book's catalog in the results folder."""
+    from iwae_lib.book import run_status
+
+    runs, results, benchmark, root = _context()
+    rows, costs = run_status.statuses(runs, results, benchmark)
+    if root != "results":  # commands name the overriding results folder
+        rows = [dataclasses.replace(s, command=s.command.replace("--out results/", f"--out {root}/", 1)) for s in rows]
+    return rows, costs
+
+
+def run_runs(args) -> int:
+    from iwae_lib.book import run_status
+
+    rows, costs = current_statuses()
+    if args.missing_commands:
+        for s in rows:
+            if s.command:
+                print(s.command)
+        return 0
+    if args.check:
+        message = run_status.check_message(rows, costs)
+        if message:
+            print(message, file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"all {len(rows)} runs of the book are recorded")
+        return 0
+    print(run_status.table(rows, costs))
+    return 0
+
+
+def run_record(args) -> int:
+    """Train catalog runs into the results folder, resuming whatever is there."""
+    from iwae_lib import data, training
+    from iwae_lib.book import snapshots
+
+    runs, results, _, _ = _context()
+    unknown = [name for name in args.names if name not in runs]
+    if unknown:
+        raise UsageError(f"not in the book's catalog: {', '.join(unknown)} (see 'python -m iwae_lib runs')")
+    for name in args.names:
+        run = runs[name]
+        try:
+            if run.kind == "snapshots":
+                snapshots.train_segments(run.config, run.snapshot_epochs, results / name, progress=not args.no_progress)
+            else:
+                training.train(run.config, results / name, progress=not args.no_progress)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: run the same command again to continue {name}", file=sys.stderr)
+            return 130
+        except (data.DataError, FloatingPointError, RuntimeError, OSError, ValueError) as err:
+            print(f"error: {name}: {err}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"{name}: recorded in {results / name}")
+    return 0
+
+
+def add_parser(commands):
+    """The ``runs`` and ``record`` subcommands."""
+    runs = commands.add_parser("runs", help="the book's runs: status, hours left, commands that record them",
+                               description="List every run the book shows (iwae_lib/book/catalog.py) with its "
+                                           "status in results/, the estimated time left and its command.")
+    mode = runs.add_mutually_exclusive_group()
+    mode.add_argument("--missing-commands", action="store_true",
+                      help="print only the commands of unrecorded runs, one per line (for GNU parallel, Slurm, ...)")
+    mode.add_argument("--check", action="store_true",
+                      help="exit with status 1 and say what to run unless every run is recorded (the book build)")
+    runs.set_defaults(handler=run_runs)
+
+    record = commands.add_parser("record", help="record runs of the book's catalog into results/ (resumable)",
+                                 description="Train runs of the book's catalog into results/NAME, continuing "
+                                             "whatever is there; the only way to record snapshot chains.")
+    record.add_argument("names", nargs="+", metavar="NAME")
+    record.add_argument("--no-progress", action="store_true", help="no progress bars")
+    record.set_defaults(handler=run_record)
