@@ -33,11 +33,9 @@ with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing; i
     warnings.simplefilter("ignore")
     import tqdm.auto  # noqa: F401
 
+from iwae_lib.book.catalog import FULL_EPOCHS  # noqa: E402,F401  (the recorded runs' epoch budget)
+
 PROFILES = ("smoke", "full")
-# Epoch budget of the full profile's runs: the paper's 8 stages scaled from 3280 epochs to
-# 288, about two hours for the one-layer k=5 IWAE on a 2-core CPU (the recorded runs in
-# results/ use it, so the chapters load them instead of training again).
-FULL_EPOCHS = 288
 RESULTS = "results"
 RUNS = "runs"
 
@@ -267,9 +265,26 @@ def train_or_load(name: str, config: TrainConfig, smoke: bool | None = None, pro
         out = results_dir() / name
     else:
         out = runs_dir() / name
+    if not smoke:
+        print(training_notice(name, config, out))
     ds = dataset(config.dataset, config.validation_size, config.seed)
     training.train(config, out, progress=progress, dataset=ds)
     return load_run(name, out.parent, requested=config, source="trained now")
+
+
+def training_notice(name: str, config: TrainConfig, out: Path) -> str:
+    """What a notebook says before it trains a run that is not recorded: how long it will
+    take here (see :mod:`iwae_lib.book.estimates`) and the command that records it instead."""
+    from iwae_lib.book import estimates, run_status
+
+    costs = estimates.cost_model(results_dir(), repo_root() / "benchmarks" / "results.json")
+    state, done, _, per_epoch = run_status.folder_state(out, config)
+    seconds = estimates.run_seconds(config, costs, done if state == "unfinished" else 0, per_epoch)
+    start = f"from epoch {done} " if state == "unfinished" and done else ""
+    return (f"{name} is not recorded in results/: training it now {start}into {out}, about "
+            f"{estimates.format_hours(seconds)} on this machine (estimate from {costs.basis}). "
+            f"To record it outside the notebook instead: "
+            f"{run_status.train_command(name, config, resume=state == 'unfinished' and out.parent == results_dir())}")
 
 
 def train_or_load_all(configs: dict, smoke: bool | None = None, progress: bool = True) -> dict:

@@ -105,14 +105,17 @@ def prior_samples_by_epoch(snapshots: dict, n: int, seed: int = 0) -> dict:
 def book_snapshot_setup(objective: str = "iwae", k: int = 5, smoke: bool | None = None):
     """The book's snapshot runs (chapters 5 and 9 share them): (run name, TrainConfig, epochs).
 
-    The paper's model with one stochastic layer on dynamically binarized MNIST, Adam at a
-    constant rate of 1e-3, snapshots after 1, 2, 4, ..., 64 epochs (smoke: a 100-image
-    subset, snapshots after 1 and 2 epochs, small final evaluations).
+    Full profile: the catalog's chain (:func:`iwae_lib.book.catalog.snapshot_config`): the
+    paper's model with one stochastic layer on dynamically binarized MNIST, Adam at a
+    constant rate of 1e-3, snapshots after 1, 2, 4, ..., 64 epochs. Smoke: the same on a
+    100-image subset, snapshots after 1 and 2 epochs, small final evaluations.
     """
+    from iwae_lib.book import catalog
+
     smoke = book.is_smoke() if smoke is None else smoke
-    epochs = (1, 2) if smoke else (1, 2, 4, 8, 16, 32, 64)
-    config = TrainConfig(dataset="mnist", n_stochastic=1, objective=objective, k=k, schedule="constant",
-                         epochs=max(epochs), learning_rate=1e-3, train_size=100 if smoke else None, eval_every=0,
-                         final_k=50 if smoke else 1000, final_test_size=50 if smoke else 1000,
-                         final_train_size=100 if smoke else 1000)
-    return f"mnist_1l_{objective}_k{k}_snapshots", config, epochs
+    epochs = (1, 2) if smoke else catalog.SNAPSHOT_EPOCHS
+    config = catalog.snapshot_config(objective, k)
+    if smoke:
+        config = dataclasses.replace(config, epochs=max(epochs), train_size=100, final_k=50, final_test_size=50,
+                                     final_train_size=100)
+    return catalog.snapshot_run_name(objective, k), config, epochs

@@ -1,0 +1,177 @@
+"""Every run the book shows in the full profile, declared once: name -> configuration.
+
+The chapters take their full-profile configurations from here (:func:`config`), the
+command ``python -m iwae_lib runs`` lists them with their status and the command that
+records each, and the book build refuses to start while one is missing. A run is
+
+    kind "train"       one TrainConfig, recorded with ``python -m iwae_lib train``;
+    kind "snapshots"   a chain of constant-rate segments of one TrainConfig, recorded in
+                       ``results/<name>/epoch_NNNN/`` (see :mod:`iwae_lib.book.snapshots`).
+
+The smoke profile shrinks these configurations in each chapter (tiny data, few epochs);
+it never changes what a name means in the full profile.
+
+Where to add runs: a chapter's new run goes into the block of its chapter in
+:func:`book_runs`; a second set of Table 1 runs with another training recipe is one line,
+``table1_runs(recipe_options, "_suffix")``, added to :func:`book_runs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from iwae_lib.config import TrainConfig
+
+# The recorded runs' budget: the paper's 8 stages scaled from 3280 to 288 epochs, about two
+# hours for the one-layer k=5 IWAE on a 2-core CPU ("scaled-paper" below).
+FULL_EPOCHS = 288
+SCALED_PAPER = {"schedule": "scaled", "epochs": FULL_EPOCHS}
+# How every long run is evaluated: k=5000 on all test images, the train log-likelihood on
+# 2000 training images, held-out bounds on 2000 images every 10 epochs.
+PAPER_EVALUATION = {"final_k": 5000, "final_test_size": None, "final_train_size": 2000, "eval_every": 10,
+                    "eval_size": 2000}
+# Chapter 5's snapshots (chapter 9 shares them): Adam at a constant rate, budgets doubling.
+SNAPSHOT_EPOCHS = (1, 2, 4, 8, 16, 32, 64)
+TABLE1_OBJECTIVES = ("vae", "iwae")
+TABLE1_KS = (1, 5, 50)
+
+
+@dataclasses.dataclass(frozen=True)
+class BookRun:
+    """One run of the book.
+
+    name: folder name under ``results/``.
+    config: its TrainConfig (for snapshots: the chain's, whose epochs is the last budget).
+    chapters: the chapters (numbers) that show it.
+    kind: ``"train"`` or ``"snapshots"``.
+    snapshot_epochs: for snapshots, the budgets after which a snapshot is kept.
+    """
+
+    name: str
+    config: TrainConfig
+    chapters: tuple
+    kind: str = "train"
+    snapshot_epochs: tuple = ()
+
+    def __post_init__(self):
+        if self.kind not in ("train", "snapshots"):
+            raise ValueError(f"unknown kind of run {self.kind!r}: use 'train' or 'snapshots'")
+        if self.kind == "snapshots" and (not self.snapshot_epochs or self.config.epochs != self.snapshot_epochs[-1]):
+            raise ValueError(f"{self.name}: a snapshot chain needs snapshot_epochs ending at config.epochs")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.config.total_epochs()
+
+
+def run_name(dataset: str, n_stochastic: int, objective: str, k: int) -> str:
+    """The book's name of a Table 1 style run, e.g. ``mnist_2l_iwae_k50``."""
+    return f"{dataset}_{n_stochastic}l_{objective}_k{k}"
+
+
+def table1_runs(recipe_overrides: dict | None = None, suffix: str = "") -> dict:
+    """Table 1 on MNIST (dynamic binarization): VAE and IWAE, 1 and 2 stochastic layers, k=1, 5, 50.
+
+    Args:
+        recipe_overrides: TrainConfig options of another training recipe (e.g.
+            ``iwae_lib.recipes.recipe_options("fast")``); None: the scaled-paper schedule
+            of 288 epochs, as recorded.
+        suffix: appended to every name (``"_fast"``), so that both sets can be recorded.
+
+    Returns:
+        name -> TrainConfig, 12 entries, ordered 1 layer then 2, VAE then IWAE, k ascending.
+    """
+    options = {**SCALED_PAPER, **PAPER_EVALUATION, **(recipe_overrides or {})}
+    return {run_name("mnist", layers, objective, k) + suffix:
+            TrainConfig(dataset="mnist", n_stochastic=layers, objective=objective, k=k, **options)
+            for layers in (1, 2) for objective in TABLE1_OBJECTIVES for k in TABLE1_KS}
+
+
+def snapshot_config(objective: str = "iwae", k: int = 5) -> TrainConfig:
+    """The snapshot chain's configuration: the one-layer model on MNIST, Adam at 1e-3, 64 epochs,
+    each snapshot evaluated with k=1000 on 1000 test and 1000 training images."""
+    return TrainConfig(dataset="mnist", n_stochastic=1, objective=objective, k=k, schedule="constant",
+                       epochs=SNAPSHOT_EPOCHS[-1], learning_rate=1e-3, eval_every=0, final_k=1000,
+                       final_test_size=1000, final_train_size=1000)
+
+
+def snapshot_run_name(objective: str = "iwae", k: int = 5) -> str:
+    return f"mnist_1l_{objective}_k{k}_snapshots"
+
+
+def beyond_the_paper_configs(k_total: int = 64, groups: int = 8, ciwae_beta: float = 0.5, epochs: int = 50) -> dict:
+    """Chapter 9's bounds trained with k_total samples at a constant rate of 1e-3: label -> (name, TrainConfig).
+
+    PIWAE and the 8-bit model are trained by the chapter itself for now; once TrainConfig
+    has options for them, they join this dictionary and :func:`book_runs`.
+    """
+    common = dict(dataset="mnist", n_stochastic=1, k=k_total, schedule="constant", epochs=epochs, learning_rate=1e-3,
+                  eval_every=0, final_k=5000, final_test_size=None, final_train_size=2000)
+    return {
+        "IWAE": (f"mnist_1l_iwae_k{k_total}_constant", TrainConfig(**common, objective="iwae")),
+        f"MIWAE({groups}, {k_total // groups})": (f"mnist_1l_miwae_m{groups}_k{k_total}_constant",
+                                                 TrainConfig(**common, objective="miwae", miwae_groups=groups)),
+        f"CIWAE({ciwae_beta})": (f"mnist_1l_ciwae_b{ciwae_beta}_k{k_total}_constant",
+                                 TrainConfig(**common, objective="ciwae", ciwae_beta=ciwae_beta)),
+    }
+
+
+def book_runs() -> dict:
+    """name -> BookRun for every run a chapter shows in the full profile, in recording order:
+    Table 1 first, then Appendix D (static binarization), the estimators, the rest."""
+    runs = {}
+
+    def add(name, config, chapters, **extra):
+        if name in runs:
+            if runs[name].config != config:
+                raise ValueError(f"run {name} is declared twice with different configurations")
+            runs[name] = dataclasses.replace(runs[name], chapters=tuple(sorted(set(runs[name].chapters) | set(chapters))))
+        else:
+            runs[name] = BookRun(name, config, tuple(chapters), **extra)
+
+    for name, config in table1_runs().items():  # chapters 1 and 7; k=5 also in 3 (VAE, IWAE) and 6 (IWAE)
+        chapters = (1,) if config.n_stochastic == 1 else (7,)
+        if config.n_stochastic == 1 and config.k == 5:
+            chapters += (3, 6) if config.objective == "iwae" else (3,)
+        add(name, config, chapters)
+
+    static = dict(dataset="binarized_mnist", n_stochastic=1, k=5, **SCALED_PAPER, **PAPER_EVALUATION)
+    for objective in TABLE1_OBJECTIVES:  # chapter 3 (Appendix D); the IWAE run also in chapter 4
+        add(run_name("binarized_mnist", 1, objective, 5), TrainConfig(objective=objective, **static),
+            (3, 4) if objective == "iwae" else (3,))
+    add("binarized_mnist_1l_iwae_k5_valid", TrainConfig(objective="iwae", validation_size=10000, patience=10, **static),
+        (4,))
+    dynamic = dict(dataset="mnist", n_stochastic=1, k=5, objective="iwae", **SCALED_PAPER, **PAPER_EVALUATION)
+    add("mnist_1l_iwae_k5_valid", TrainConfig(validation_size=10000, patience=10, **dynamic), (2,))
+
+    for estimator in ("stl", "dreg"):  # chapter 6 (the standard estimator's run is Table 1's)
+        add(f"mnist_1l_iwae_k5_{estimator}", TrainConfig(estimator=estimator, **dynamic), (6,))
+
+    for objective in ("iwae", "vae"):  # chapter 5 (IWAE) and chapter 9 (both)
+        add(snapshot_run_name(objective), snapshot_config(objective), (5, 9) if objective == "iwae" else (9,),
+            kind="snapshots", snapshot_epochs=SNAPSHOT_EPOCHS)
+    add(f"mnist_1l_iwae_k5_constant_e{SNAPSHOT_EPOCHS[1]}",  # chapter 5: one snapshot trained directly
+        dataclasses.replace(snapshot_config("iwae"), epochs=SNAPSHOT_EPOCHS[1]), (5,))
+
+    add("mnist_2d_iwae_k50", TrainConfig(dataset="mnist", n_stochastic=1, latent_sizes=(2,), hidden_sizes=((200, 200),),
+                                         objective="iwae", k=50, schedule="scaled", epochs=100, **PAPER_EVALUATION),
+        (8,))
+
+    for name, config in beyond_the_paper_configs().values():
+        add(name, config, (9,))
+    return runs
+
+
+def config(name: str, **smoke_overrides) -> TrainConfig:
+    """The book's TrainConfig of run ``name``, with ``smoke_overrides`` applied (the smoke
+    profile's small versions; empty in the full profile). KeyError lists the known names."""
+    runs = book_runs()
+    if name not in runs:
+        raise KeyError(f"no run named {name!r} in the book's catalog (iwae_lib/book/catalog.py); "
+                       f"known runs: {', '.join(runs)}")
+    return dataclasses.replace(runs[name].config, **smoke_overrides)
+
+
+def configs(names, **smoke_overrides) -> dict:
+    """name -> :func:`config` for each of ``names`` (same order)."""
+    return {name: config(name, **smoke_overrides) for name in names}

@@ -1,0 +1,185 @@
+"""How long a training run takes on this machine, from measured rates.
+
+The basis is ``benchmarks/results.json`` (training steps/s of the one-layer model at
+k = 1, 5, 50 and batch 20; seconds for the k=5000 log-likelihood of 10000 test images),
+corrected by the wall times that the runs in ``results/`` actually took here (machines
+are shared: the recorded runs went slower than the benchmark).
+
+Cost model of one training step of a batch of B images with k samples:
+
+    seconds = a + c * (B / 20) * (per_image(model) + k * per_sample(model))
+
+where per_image / per_sample count the multiply-adds done once per image (the first
+inference network) and once per sample (everything else); a and c are fitted by least
+squares to the benchmark's three points. Evaluations cost ``e * images * k *
+per_sample(model) / per_sample(paper 1-layer model)`` seconds, e from the benchmark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from iwae_lib.config import TrainConfig
+from iwae_lib.models import ModelConfig, paper_model
+
+TRAIN_IMAGES = {"mnist": 60000, "binarized_mnist": 50000, "omniglot": 24345}
+TEST_IMAGES = {"mnist": 10000, "binarized_mnist": 10000, "omniglot": 8070}
+DYNAMIC = {"mnist": True, "binarized_mnist": False, "omniglot": True}
+# Used when benchmarks/results.json is absent (the README's measured figures).
+FALLBACK_BENCHMARK = {"training": [{"k": 1, "library_steps_per_s": 580.0}, {"k": 5, "library_steps_per_s": 386.0},
+                                   {"k": 50, "library_steps_per_s": 105.0}],
+                      "evaluation": {"images": 10000, "k": 5000, "library_seconds": 180.0}, "batch_size": 20}
+
+
+def _dense_macs(sizes) -> int:
+    return int(sum(a * b for a, b in zip(sizes[:-1], sizes[1:])))
+
+
+def multiply_adds(model: ModelConfig) -> tuple:
+    """(per image, per sample) multiply-adds of one forward pass of ``model``.
+
+    Per image: the inference network of h_1 (its input is x, shared by the k samples).
+    Per sample: the inference networks of h_2.., and the whole generative network.
+    """
+    below = model.x_size
+    per_image = per_sample = 0
+    for layer, (latent, hidden) in enumerate(zip(model.latent_sizes, model.hidden_sizes)):
+        encoder = _dense_macs([below, *hidden]) + 2 * hidden[-1] * latent  # mean and log std
+        decoder = _dense_macs([latent, *reversed(hidden)]) + hidden[0] * (below if layer == 0 else 2 * below)
+        if layer == 0:
+            per_image += encoder
+        else:
+            per_sample += encoder
+        per_sample += decoder
+        below = latent
+    return per_image, per_sample
+
+
+@dataclasses.dataclass(frozen=True)
+class CostModel:
+    """Fitted step and evaluation costs (seconds), with the factor measured on this machine.
+
+    step_fixed: a; step_per_mac: c (per multiply-add at batch 20); eval_per_sample:
+    seconds per image-sample of the paper's one-layer model; factor: measured / predicted
+    training time of the runs in results/ (1.0 when none); basis: one sentence.
+    """
+
+    step_fixed: float
+    step_per_mac: float
+    eval_per_sample: float
+    factor: float
+    basis: str
+
+    def step_seconds(self, config: TrainConfig) -> float:
+        per_image, per_sample = multiply_adds(config.model_config())
+        return self.step_fixed + self.step_per_mac * config.batch_size / 20 * (per_image + config.k * per_sample)
+
+    def eval_seconds(self, model: ModelConfig, images: int, k: int) -> float:
+        return self.eval_per_sample * images * k * multiply_adds(model)[1] / multiply_adds(paper_model(1))[1]
+
+
+def load_benchmark(path) -> dict:
+    """benchmarks/results.json as a dict (the README's figures if the file is missing)."""
+    path = Path(path)
+    if path.is_file():
+        return json.loads(path.read_text())
+    return FALLBACK_BENCHMARK
+
+
+def fit_costs(benchmark: dict) -> tuple:
+    """(a, c, e) of the module docstring from a benchmark dict."""
+    model = paper_model(1)
+    per_image, per_sample = multiply_adds(model)
+    rows = benchmark["training"]
+    batch = benchmark.get("batch_size", 20)
+    design = np.array([[1.0, batch / 20 * (per_image + row["k"] * per_sample)] for row in rows])
+    seconds = np.array([1.0 / row["library_steps_per_s"] for row in rows])
+    (a, c), *_ = np.linalg.lstsq(design, seconds, rcond=None)
+    ev = benchmark["evaluation"]
+    return float(max(a, 0.0)), float(c), ev["library_seconds"] / (ev["images"] * ev["k"])
+
+
+def train_images(config: TrainConfig) -> int:
+    """Training images per epoch (the validation images of dynamic data sets leave the training set)."""
+    if config.train_size is not None:
+        return config.train_size
+    n = TRAIN_IMAGES[config.dataset]
+    return n - config.validation_size if DYNAMIC[config.dataset] else n
+
+
+def steps_per_epoch(config: TrainConfig) -> int:
+    return train_images(config) // config.batch_size
+
+
+def measured_run(run_dir) -> tuple | None:
+    """(TrainConfig, epochs done, training seconds) of a run folder with a learning curve, else None."""
+    run_dir = Path(run_dir)
+    for file in ("metrics.json", "progress.json"):
+        path = run_dir / file
+        if path.is_file():
+            try:
+                record = json.loads(path.read_text())
+                stored = record.get("config") or json.loads((run_dir / "config.json").read_text())["train"]
+                config = TrainConfig.from_dict(stored)
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+            history = record.get("history") or []
+            if not history or not history[-1].get("train_seconds"):
+                return None
+            return config, len(history), float(history[-1]["train_seconds"])
+    return None
+
+
+def cost_model(results_dir, benchmark_path) -> CostModel:
+    """The cost model of this machine: the benchmark's fit, times the median ratio of
+    measured to predicted training time over the runs in ``results_dir``."""
+    a, c, e = fit_costs(load_benchmark(benchmark_path))
+    base = CostModel(a, c, e, 1.0, "")
+    ratios = []
+    folders = sorted(p for p in Path(results_dir).iterdir() if p.is_dir()) if Path(results_dir).is_dir() else []
+    for folder in folders:
+        found = measured_run(folder)
+        if found:
+            config, epochs, seconds = found
+            ratios.append(seconds / (epochs * steps_per_epoch(config) * base.step_seconds(config)))
+    factor = statistics.median(ratios) if ratios else 1.0
+    source = "benchmarks/results.json" if Path(benchmark_path).is_file() else "the README's benchmark figures"
+    basis = (f"{source} (steps/s at k=1, 5, 50, batch 20; k=5000 evaluation time), scaled by model size, "
+             + (f"times {factor:.2f}, the median measured/benchmark ratio of {len(ratios)} runs in results/"
+                if ratios else "with no recorded run to calibrate against"))
+    return dataclasses.replace(base, factor=factor, basis=basis)
+
+
+def evaluation_seconds(config: TrainConfig, costs: CostModel, epochs: int) -> float:
+    """Held-out evaluations during ``epochs`` epochs plus the final evaluation, before the factor."""
+    model = config.model_config()
+    seconds = 0.0
+    if config.eval_every:
+        splits = 2 if config.validation_size else 1
+        evaluations = epochs // config.eval_every + 1
+        eval_k = getattr(config, "eval_k", None) or config.k
+        seconds += evaluations * costs.eval_seconds(model, splits * config.eval_size, eval_k)
+    test = config.final_test_size or TEST_IMAGES[config.dataset]
+    final_images = test + config.final_train_size + (config.validation_size if config.validation_size else 0)
+    return seconds + costs.eval_seconds(model, final_images, config.final_k)
+
+
+def run_seconds(config: TrainConfig, costs: CostModel, epochs_done: int = 0,
+                measured_epoch_seconds: float | None = None) -> float:
+    """Estimated wall seconds to finish a run from ``epochs_done`` (its own measured
+    seconds per epoch when given, else the cost model), including its evaluations."""
+    remaining = max(0, config.total_epochs() - epochs_done)
+    epoch = measured_epoch_seconds or costs.factor * steps_per_epoch(config) * costs.step_seconds(config)
+    return remaining * epoch + costs.factor * evaluation_seconds(config, costs, remaining)
+
+
+def format_hours(seconds: float) -> str:
+    """``"3.2 h"``, or minutes below an hour (``"12 min"``), or ``"<1 min"``."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else "<1 min"

@@ -1,0 +1,168 @@
+"""Where each of the book's runs stands in ``results/``, what is left, and how to record it.
+
+    statuses(runs, results_dir) -> [RunStatus]    one per catalog entry, in catalog order
+    check_message(statuses)     -> str | None     the build's refusal, or None when all are recorded
+
+A run is ``recorded`` (finished, with the catalog's configuration), ``unfinished`` (started
+here with that configuration: epochs done of total, resumable), ``missing``, or
+``different`` (its folder holds a run of another configuration: it must be moved away).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from pathlib import Path
+
+from iwae_lib.book import estimates
+from iwae_lib.book.catalog import BookRun
+from iwae_lib.config import config_differences
+
+SMOKE_BUILD = "IWAE_SMOKE=1 bash scripts/build_book.sh"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStatus:
+    """state: recorded / unfinished / missing / different; epochs_done of total_epochs;
+    seconds: estimated wall seconds left here; command: the one command that records it
+    (empty when recorded); detail: why a run is ``different``."""
+
+    run: BookRun
+    state: str
+    epochs_done: int
+    total_epochs: int
+    seconds: float
+    command: str
+    detail: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "recorded"
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def checkpoint_epochs(run_dir: Path) -> int:
+    """Completed epochs in a run folder's checkpoint (0 when there is none)."""
+    from iwae_lib.cli.common import checkpoint_position
+
+    position = checkpoint_position(run_dir)
+    return int(position["epoch"]) if position else 0
+
+
+def folder_state(run_dir: Path, config) -> tuple:
+    """(state, epochs done, differing options, measured seconds per epoch or None) of one run folder."""
+    metrics = _read(run_dir / "metrics.json")
+    stored = metrics.get("config") if metrics else (_read(run_dir / "config.json") or {}).get("train")
+    if stored is None:
+        return "missing", 0, [], None
+    differing = config_differences(stored, config.to_dict())
+    if differing:
+        return "different", 0, differing, None
+    if metrics:
+        return "recorded", config.total_epochs(), [], None
+    done = checkpoint_epochs(run_dir)
+    history = (_read(run_dir / "progress.json") or {}).get("history") or []
+    per_epoch = None
+    if done and len(history) >= done and history[done - 1].get("train_seconds"):
+        per_epoch = history[done - 1]["train_seconds"] / done
+    return "unfinished", done, [], per_epoch
+
+
+def train_command(name: str, config, results_root: str = "results", resume: bool = False) -> str:
+    """``python -m iwae_lib train --out results/NAME <flags of config>`` (+ ``--resume``)."""
+    from iwae_lib.cli.flags import config_flags
+
+    words = ["python", "-m", "iwae_lib", "train", "--out", f"{results_root}/{name}", *config_flags(config)]
+    return shlex.join(words + (["--resume"] if resume else []))
+
+
+def record_command(name: str) -> str:
+    return shlex.join(["python", "-m", "iwae_lib", "record", name])
+
+
+def status(run: BookRun, results_dir, costs: estimates.CostModel) -> RunStatus:
+    """The RunStatus of one catalog run in ``results_dir``."""
+    folder = Path(results_dir) / run.name
+    total = run.total_epochs
+    if run.kind == "snapshots":
+        from iwae_lib.book.snapshots import segment_name
+
+        states = [folder_state(folder / segment_name(e), dataclasses.replace(run.config, epochs=e))
+                  for e in run.snapshot_epochs]
+        different = [s for s in states if s[0] == "different"]
+        if different:
+            return RunStatus(run, "different", 0, total, 0.0, "", f"a snapshot differs in: {', '.join(different[0][2])}")
+        finished = [e for e, s in zip(run.snapshot_epochs, states) if s[0] == "recorded"]
+        done = max([finished[-1] if finished else 0] + [s[1] for s in states if s[0] == "unfinished"])
+        if len(finished) == len(run.snapshot_epochs):
+            return RunStatus(run, "recorded", total, total, 0.0, "")
+        left = estimates.run_seconds(run.config, costs, done)
+        left += costs.factor * sum(estimates.evaluation_seconds(dataclasses.replace(run.config, epochs=e), costs, 0)
+                                   for e in run.snapshot_epochs[len(finished):-1])
+        return RunStatus(run, "unfinished" if done or finished else "missing", done, total, left,
+                         record_command(run.name))
+    state, done, differing, per_epoch = folder_state(folder, run.config)
+    if state == "recorded":
+        return RunStatus(run, state, total, total, 0.0, "")
+    if state == "different":
+        return RunStatus(run, state, 0, total, 0.0, "", f"{folder} holds a run that differs in: {', '.join(differing)}")
+    seconds = estimates.run_seconds(run.config, costs, done, per_epoch)
+    return RunStatus(run, state, done, total, seconds,
+                     train_command(run.name, run.config, resume=state == "unfinished"))
+
+
+def statuses(runs: dict, results_dir, benchmark_path) -> tuple:
+    """([RunStatus] in catalog order, the CostModel used for the estimates)."""
+    costs = estimates.cost_model(results_dir, benchmark_path)
+    return [status(run, results_dir, costs) for run in runs.values()], costs
+
+
+def state_text(s: RunStatus) -> str:
+    if s.state == "unfinished":
+        return f"unfinished, {s.epochs_done} of {s.total_epochs} epochs"
+    return s.state
+
+
+def table(rows: list, costs: estimates.CostModel) -> str:
+    """A fixed-width listing: name, chapters, state, hours left, command; then the basis and totals."""
+    cells = [("run", "chapters", "status", "time left", "command")]
+    for s in rows:
+        cells.append((s.run.name, ",".join(str(c) for c in s.run.chapters), state_text(s),
+                      estimates.format_hours(s.seconds) if not s.ready else "-",
+                      s.command or (s.detail and f"({s.detail})") or ""))
+    widths = [max(len(row[i]) for row in cells) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in cells]
+    todo = [s for s in rows if not s.ready]
+    lines += ["", f"{len(rows) - len(todo)} of {len(rows)} runs recorded; "
+                  f"{estimates.format_hours(sum(s.seconds for s in todo))} of training left on this machine "
+                  "(one run after another)",
+              f"estimates: {costs.basis}"]
+    return "\n".join(lines)
+
+
+def check_message(rows: list, costs: estimates.CostModel) -> str | None:
+    """None when every run is recorded; else the full build's refusal: which runs, the
+    commands that record them, the estimated hours, and the smoke build."""
+    todo = [s for s in rows if not s.ready]
+    if not todo:
+        return None
+    lines = [f"The full book shows {len(rows)} recorded runs; {len(todo)} are not recorded in results/ yet, and "
+             "the book build never trains. Record them first (each command is independent and resumable; "
+             "hand them to GNU parallel or a batch scheduler with `python -m iwae_lib runs --missing-commands`):", ""]
+    for s in todo:
+        what = s.detail if s.state == "different" else f"{state_text(s)}, about {estimates.format_hours(s.seconds)}"
+        lines.append(f"  {s.run.name} ({what})")
+        if s.command:
+            lines.append(f"    {s.command}")
+    total = sum(s.seconds for s in todo)
+    lines += ["", f"In all about {total / 3600:.1f} hours on this machine, one after another "
+                  f"(estimates: {costs.basis}).",
+              f"For a quick build in which every chapter trains tiny models in seconds: {SMOKE_BUILD}"]
+    return "\n".join(lines)

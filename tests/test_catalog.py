@@ -1,0 +1,180 @@
+"""The book's list of runs: every chapter's full-profile configuration declared once, the
+status of each in results/, time estimates from measured rates, and the command that
+records each (``python -m iwae_lib runs``)."""
+
+import dataclasses
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iwae_lib import cli
+from iwae_lib.book import catalog, estimates, run_status
+from iwae_lib.config import TrainConfig
+from iwae_lib.models import paper_model
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARK = REPO / "benchmarks" / "results.json"
+
+
+def parse_command(command: str) -> TrainConfig:
+    words = shlex.split(command)
+    assert words[:4] == ["python", "-m", "iwae_lib", "train"]
+    args = [w for w in words[4:] if w != "--resume"]
+    return cli.build_train_config(cli.make_parser().parse_args(["train", *args]))
+
+
+def write_json(path: Path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+
+
+def fake_unfinished(folder: Path, config: TrainConfig, epochs: int, seconds_per_epoch: float):
+    """A run folder as training leaves it after ``epochs`` epochs (config, progress, checkpoint counters)."""
+    write_json(folder / "config.json", {"train": config.to_dict(), "model": config.model_config().to_dict()})
+    history = [{"epoch": e + 1, "train_seconds": seconds_per_epoch * (e + 1)} for e in range(epochs)]
+    write_json(folder / "progress.json", {"epochs_completed": epochs, "total_epochs": config.total_epochs(),
+                                          "history": history})
+    counters = {"epoch": epochs, "step_in_epoch": 0, "global_step": 0}
+    np.savez(folder / "checkpoint.npz", counters_json=np.array(json.dumps(counters)))
+
+
+def fake_recorded(folder: Path, config: TrainConfig):
+    write_json(folder / "metrics.json", {"config": config.to_dict(), "history": [], "test_log_likelihood": -90.0})
+
+
+# ----------------------------------------------------------------------------- the catalog
+
+
+def test_the_catalog_holds_every_chapters_runs_once():
+    runs = catalog.book_runs()
+    table1 = catalog.table1_runs()
+    assert len(table1) == 12 and all(name in runs for name in table1)
+    assert runs["mnist_1l_iwae_k5"].chapters == (1, 3, 6)  # one run shared by three chapters
+    assert runs["mnist_2l_vae_k50"].config.n_stochastic == 2 and runs["mnist_2l_vae_k50"].config.k == 50
+    assert runs["mnist_1l_iwae_k5_snapshots"].kind == "snapshots"
+    assert runs["mnist_1l_iwae_k5_snapshots"].snapshot_epochs == (1, 2, 4, 8, 16, 32, 64)
+    assert {c for run in runs.values() for c in run.chapters} == set(range(1, 10))
+    for run in runs.values():  # the full profile evaluates on the whole test set (snapshots: 1000 images)
+        assert run.config.train_size is None
+        assert run.config.final_test_size is None or run.kind == "snapshots" or run.config.epochs == 2
+
+
+def test_recorded_runs_match_the_catalog():
+    """The catalog's Table 1 configuration is exactly what the recorded run used."""
+    recorded = json.loads((REPO / "results" / "mnist_1l_iwae_k5" / "config.json").read_text())["train"]
+    state, *_ = run_status.folder_state(REPO / "results" / "mnist_1l_iwae_k5", catalog.config("mnist_1l_iwae_k5"))
+    assert state == "recorded"
+    assert TrainConfig.from_dict(recorded).epochs == catalog.FULL_EPOCHS == 288
+
+
+def test_a_second_table1_set_with_another_recipe():
+    fast = catalog.table1_runs({"learning_rate": 3e-3, "epochs": 100}, "_fast")
+    assert list(fast) == [name + "_fast" for name in catalog.table1_runs()]
+    assert all(c.learning_rate == 3e-3 and c.epochs == 100 and c.final_k == 5000 for c in fast.values())
+
+
+def test_config_applies_smoke_overrides_and_names_unknown_runs():
+    small = catalog.config("mnist_1l_vae_k50", epochs=8, train_size=100)
+    assert (small.objective, small.k, small.epochs, small.train_size) == ("vae", 50, 8, 100)
+    with pytest.raises(KeyError, match="known runs: mnist_1l_vae_k1"):
+        catalog.config("mnist_1l_vae_k7")
+
+
+def test_every_command_rebuilds_its_config_exactly():
+    for run in catalog.book_runs().values():
+        if run.kind == "train":
+            command = run_status.train_command(run.name, run.config)
+            assert f"--out results/{run.name} " in command
+            assert parse_command(command) == run.config, run.name
+    weird = TrainConfig(latent_sizes=(100, 50), hidden_sizes=((200, 200), (100, 100)), n_stochastic=2, k=50,
+                        train_size=None, patience=None, learning_rate=3e-4, epochs=None, schedule="paper")
+    assert parse_command(run_status.train_command("x", weird)) == weird
+
+
+# ----------------------------------------------------------------------------- estimates
+
+
+def test_the_cost_model_reproduces_the_benchmark_rates():
+    benchmark = estimates.load_benchmark(BENCHMARK)
+    costs = estimates.CostModel(*estimates.fit_costs(benchmark), factor=1.0, basis="")
+    for row in benchmark["training"]:
+        predicted = 1.0 / costs.step_seconds(TrainConfig(k=row["k"]))
+        assert predicted == pytest.approx(row["library_steps_per_s"], rel=0.2), row
+    ev = benchmark["evaluation"]
+    assert costs.eval_seconds(paper_model(1), ev["images"], ev["k"]) == pytest.approx(ev["library_seconds"])
+    # 784-200-200-50 per image, 50-200-200-784 (+ means and log stds) per sample
+    assert estimates.multiply_adds(paper_model(1)) == (784 * 200 + 200 * 200 + 2 * 200 * 50,
+                                                      50 * 200 + 200 * 200 + 200 * 784)
+
+
+def test_estimates_scale_with_work_and_use_a_runs_own_rate(tmp_path):
+    a, c, e = 0.001, 1e-9, 1e-6
+    costs = estimates.CostModel(a, c, e, factor=2.0, basis="test")
+    k5 = TrainConfig(k=5, epochs=10, eval_every=0, final_k=10, final_test_size=10, final_train_size=10)
+    per_image, per_sample = estimates.multiply_adds(k5.model_config())
+    step = a + c * (per_image + 5 * per_sample)
+    final = e * 20 * 10
+    assert estimates.run_seconds(k5, costs) == pytest.approx(2.0 * (10 * 3000 * step + final))
+    assert estimates.run_seconds(k5, costs, epochs_done=4) == pytest.approx(2.0 * (6 * 3000 * step + final))
+    assert estimates.run_seconds(k5, costs, 4, measured_epoch_seconds=7.0) == pytest.approx(6 * 7.0 + 2.0 * final)
+    assert estimates.run_seconds(dataclasses.replace(k5, k=50), costs) > 3 * estimates.run_seconds(k5, costs)
+    # the factor: measured / predicted training time of the runs found in results/
+    fake_unfinished(tmp_path / "slow_run", k5, epochs=3, seconds_per_epoch=3 * 3000 * step)
+    measured = estimates.cost_model(tmp_path, tmp_path / "no_benchmark.json")
+    fitted = estimates.CostModel(*estimates.fit_costs(estimates.FALLBACK_BENCHMARK), 1.0, "")
+    assert measured.factor == pytest.approx(3 * step / fitted.step_seconds(k5))
+    assert "1 runs in results/" in measured.basis
+
+
+# ----------------------------------------------------------------------------- status and the command line
+
+
+def small_catalog():
+    base = TrainConfig(k=5, schedule="constant", epochs=4, eval_every=0, final_k=10)
+    chain = catalog.BookRun("chain", dataclasses.replace(base, epochs=2), (5,), kind="snapshots",
+                            snapshot_epochs=(1, 2))
+    return {"done": catalog.BookRun("done", base, (1,)), "half": catalog.BookRun("half", base, (1,)),
+            "none": catalog.BookRun("none", dataclasses.replace(base, k=50), (2,)),
+            "other": catalog.BookRun("other", base, (3,)), "chain": chain}
+
+
+def test_statuses_commands_and_the_builds_message(tmp_path):
+    runs = small_catalog()
+    fake_recorded(tmp_path / "done", runs["done"].config)
+    fake_unfinished(tmp_path / "half", runs["half"].config, epochs=1, seconds_per_epoch=60.0)
+    fake_recorded(tmp_path / "other", dataclasses.replace(runs["other"].config, k=7))
+    fake_recorded(tmp_path / "chain" / "epoch_0001", dataclasses.replace(runs["chain"].config, epochs=1))
+    rows, costs = run_status.statuses(runs, tmp_path, BENCHMARK)
+    by_name = {s.run.name: s for s in rows}
+    assert [s.state for s in rows] == ["recorded", "unfinished", "missing", "different", "unfinished"]
+    assert by_name["done"].command == "" and by_name["done"].seconds == 0
+    assert by_name["half"].epochs_done == 1 and by_name["half"].command.endswith(" --resume")
+    assert by_name["half"].seconds >= 3 * 60.0  # three epochs left at its own 60 s per epoch
+    assert not by_name["none"].command.endswith("--resume") and "--k 50" in by_name["none"].command
+    assert "differs in: k" in by_name["other"].detail
+    assert by_name["chain"].epochs_done == 1 and by_name["chain"].command == "python -m iwae_lib record chain"
+
+    message = run_status.check_message(rows, costs)
+    for name in ("half", "none", "other", "chain"):
+        assert f"  {name} (" in message
+    assert by_name["half"].command in message and "IWAE_SMOKE=1 bash scripts/build_book.sh" in message
+    total = sum(s.seconds for s in rows) / 3600
+    assert f"In all about {total:.1f} hours" in message
+    assert run_status.check_message([by_name["done"]], costs) is None
+
+
+def test_the_runs_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
+    assert cli.main(["runs", "--missing-commands"]) == 0
+    commands = capsys.readouterr().out.splitlines()
+    assert len(commands) == len(catalog.book_runs())  # nothing recorded in an empty results folder
+    assert commands[0] == f"python -m iwae_lib train --out {tmp_path}/mnist_1l_vae_k1 --objective vae --k 1 --epochs 288"
+    assert cli.main(["runs", "--check"]) == 1
+    assert "IWAE_SMOKE=1 bash scripts/build_book.sh" in capsys.readouterr().err
+    assert cli.main(["runs"]) == 0
+    table = capsys.readouterr().out
+    assert f"0 of {len(commands)} runs recorded" in table and "estimates: " in table
+    assert cli.main(["record", "no_such_run"]) == 2
