@@ -1,4 +1,5 @@
-"""Tests of iwae_lib.data: file checks, loaders, data set assembly and tf.data pipelines."""
+"""Tests of iwae_lib.data and the modules it is built on (iwae_lib.sources: files, mirrors and checksums;
+iwae_lib.pipelines: tf.data): file checks, loaders, data set assembly and pipelines."""
 
 import gzip
 import hashlib
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from iwae_lib import data
+from iwae_lib import data, pipelines, sources
 
 MNIST_LABELS_URL = "http://yann.lecun.com/exdb/mnist/t10k-labels-idx1-ubyte.gz"
 
@@ -223,8 +224,8 @@ def test_verification_is_cached_per_file_version(real_data_dir, tmp_path, monkey
     shutil.copyfile(real_data_dir / name, copy)
     monkeypatch.setenv("IWAE_DATA_DIR", str(tmp_path))
     calls = []
-    real_hash = data._hash_file
-    monkeypatch.setattr(data, "_hash_file", lambda *a: calls.append(a) or real_hash(*a))
+    real_hash = sources._hash_file
+    monkeypatch.setattr(sources, "_hash_file", lambda *a: calls.append(a) or real_hash(*a))
     assert data.fetch(name) == copy and data.fetch(name) == copy
     assert len(calls) == 1  # hashed once, then remembered
     content = copy.read_bytes()
@@ -288,13 +289,15 @@ def test_download_tries_mirrors_caches_and_verifies(tmp_path, monkeypatch):
 
     def urlopen(url, *args, **kwargs):
         tried.append(url)
+        if "amazonaws.com" in url:  # the first mirror is down: the next one serves the file
+            raise urllib.error.HTTPError(url, 503, "Service Unavailable", None, None)
         if "yann.lecun.com" in url:
-            raise urllib.error.HTTPError(url, 403, "Forbidden", None, None)
+            raise AssertionError("a host that refuses scripts is only tried when every mirror failed")
         return _FakeResponse(served[url.rsplit("/", 1)[1]])
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     x, y = data.load_mnist("test")
-    assert [u.split("/")[2] for u in tried] == ["yann.lecun.com", "storage.googleapis.com"] * 2
+    assert [u.split("/")[2] for u in tried] == ["ossci-datasets.s3.amazonaws.com", "storage.googleapis.com"] * 2
     cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert cached == sorted(served)
     assert (tmp_path / "cache" / "t10k-labels-idx1-ubyte.gz").read_bytes() == served[
@@ -306,6 +309,66 @@ def test_download_tries_mirrors_caches_and_verifies(tmp_path, monkeypatch):
     _forbid_network(monkeypatch)  # now served from the cache
     cached_labels = tmp_path / "cache" / "t10k-labels-idx1-ubyte.gz"
     assert data.fetch("t10k-labels-idx1-ubyte.gz") == cached_labels
+
+
+def _host(url):
+    return url.split("/")[2]
+
+
+def test_mirrors_that_serve_scripts_come_before_hosts_that_refuse_them():
+    assert sources.REFUSING_HOSTS == ("yann.lecun.com",)
+    for name, entry in sources.REGISTRY.items():
+        hosts = [_host(url) for url in entry["urls"]]
+        refusing = [i for i, host in enumerate(hosts) if host in sources.REFUSING_HOSTS]
+        serving = [i for i, host in enumerate(hosts) if host not in sources.REFUSING_HOSTS]
+        assert serving, f"{name}: no source that serves scripted downloads"
+        assert all(i > max(serving) for i in refusing), f"{name}: {hosts}"
+        assert all(url.rsplit("/", 1)[1] == name for url in entry["urls"]), name
+        assert len(set(entry["urls"])) == len(entry["urls"]), name
+    mnist = sources.REGISTRY["train-images-idx3-ubyte.gz"]["urls"]
+    assert [_host(u) for u in mnist] == ["ossci-datasets.s3.amazonaws.com", "storage.googleapis.com", "yann.lecun.com"]
+
+
+def test_binarized_mnist_has_a_second_source_with_the_same_checksum():
+    for split in ("train", "valid", "test"):
+        entry = sources.REGISTRY[f"binarized_mnist_{split}.amat"]
+        assert entry["urls"] == (
+            f"http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/binarized_mnist_{split}.amat",
+            f"https://storage.googleapis.com/tensorflow/tf-keras-datasets/binarized_mnist_{split}.amat",
+        )
+        assert list(entry["digests"]) == ["sha256"]  # one checksum, whichever URL serves the file
+    assert sources.REGISTRY["binarized_mnist_test.amat"]["digests"]["sha256"] == (
+        "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c")
+
+
+def test_binarized_mnist_falls_back_to_its_mirror_and_rejects_a_wrong_copy(tmp_path, monkeypatch):
+    name = "binarized_mnist_valid.amat"
+    good = ("0 1 " * 392)[:-1].encode() + b"\n"
+    _trust(monkeypatch, name, good)
+    monkeypatch.delenv("IWAE_DATA_DIR", raising=False)
+    monkeypatch.setenv("IWAE_CACHE_DIR", str(tmp_path))
+    tried = []
+
+    def urlopen(url, *args, **kwargs):
+        tried.append(_host(url))
+        if _host(url) == "www.cs.toronto.edu":
+            raise urllib.error.URLError("timed out")
+        return _FakeResponse(good)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    assert data.fetch(name) == tmp_path / name and tried == ["www.cs.toronto.edu", "storage.googleapis.com"]
+    (tmp_path / name).unlink()
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, *a, **k: _FakeResponse(good[:-1] + b"0"))
+    with pytest.raises(data.DataError, match="every URL failed") as caught:
+        data.fetch(name)
+    assert str(caught.value).count("checksum mismatch") == 2 and list(tmp_path.iterdir()) == []
+
+
+def test_data_keeps_the_names_of_the_modules_it_was_split_into():
+    assert data.fetch is sources.fetch and data.REGISTRY is sources.REGISTRY
+    assert data.DataError is sources.DataError and data.data_dir is sources.data_dir
+    assert data.make_train_dataset is pipelines.make_train_dataset
+    assert data.make_eval_dataset is pipelines.make_eval_dataset
 
 
 def test_download_with_bad_checksum_is_deleted(tmp_path, monkeypatch):
