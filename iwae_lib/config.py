@@ -44,6 +44,7 @@ class TrainConfig:
     patience: int | None = None  # early stopping, in evaluations without improvement
     eval_every: int = 10  # epochs between bound evaluations on held-out data (0: never)
     eval_size: int = 2000  # held-out images used for those evaluations
+    eval_k: int | None = None  # samples per image in those evaluations (None: the training k)
     final_k: int = 5000  # samples for the final log-likelihood estimate
     final_test_size: int | None = None  # None: the whole test set
     final_train_size: int = 2000  # training images for the train log-likelihood (overfitting gap)
@@ -102,6 +103,7 @@ class TrainConfig:
              "early stopping (patience) needs a validation set (validation_size > 0) and eval_every > 0")
         need(self.eval_every >= 0 and self.eval_size >= 1, "eval_every must be >= 0 and eval_size >= 1")
         need(self.final_k >= 1, f"final_k must be >= 1, got {self.final_k}")
+        need(self.eval_k is None or self.eval_k >= 1, f"eval_k must be >= 1 (or none: the training k), got {self.eval_k}")
         need(self.steps_per_call >= 1, "steps_per_call must be >= 1")
         models.check_precision(self.precision)
         need(self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")

@@ -182,8 +182,10 @@ def prepare_run_dir(out_dir, config: TrainConfig) -> Path:
 
 
 def _heldout_bound(params, model, x, k, seed):
-    return float(np.mean(evaluation.log_likelihood(params, model, x, k=k, seed=seed, chunk_size=k,
-                                                   batch_size=max(1, 20000 // k), progress=False)))
+    """Mean k-sample bound over the images x [N, x_size] (a float)."""
+    chunk = min(k, 1000)
+    return float(np.mean(evaluation.log_likelihood(params, model, x, k=k, seed=seed, chunk_size=chunk,
+                                                   batch_size=max(1, 20000 // chunk), progress=False)))
 
 
 # ----------------------------------------------------------------------------- training
@@ -284,7 +286,8 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
         if evaluate_now:
             weights = snapshot()
             for split, x in monitor.items():
-                entry[f"{split}_bound"] = _heldout_bound(weights, model, x, config.k, config.seed + EVAL_SEED_OFFSETS["valid"])
+                entry[f"{split}_bound"] = _heldout_bound(weights, model, x, config.eval_k or config.k,
+                                                         config.seed + EVAL_SEED_OFFSETS["valid"])
             held_out = monitor.get("valid", monitor["test"])
             entry["active_units"] = evaluation.active_units(weights, model, held_out,
                                                            seed=config.seed + EVAL_SEED_OFFSETS["active_units"])["active"]

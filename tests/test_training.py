@@ -213,6 +213,18 @@ def test_the_kept_weights_are_the_moving_average(averaged_reference_run):
     np.testing.assert_allclose(rates, expected, rtol=1e-12)
 
 
+def test_held_out_curves_use_eval_k_samples(tmp_path, mnist):
+    """With eval_k the monitoring bounds are L_{eval_k}, not L_k: the last epoch's entry is
+    the same evaluation of the final weights, and it lies above their k=5 bound."""
+    config = TrainConfig(**dict(TINY, epochs=1, eval_k=200))
+    metrics = training.train(config, tmp_path / "run", progress=False, dataset=mnist)
+    weights, model = load_weights(tmp_path / "run"), config.model_config()
+    seed = config.seed + training.EVAL_SEED_OFFSETS["valid"]
+    recorded = metrics["history"][-1]["test_bound"]
+    assert recorded == pytest.approx(training._heldout_bound(weights, model, mnist.test[:100], 200, seed), abs=1e-9)
+    assert recorded > training._heldout_bound(weights, model, mnist.test[:100], 5, seed) + 1.0
+
+
 def test_the_moving_average_update_matches_its_closed_form():
     """From ema = 0 with the parameters held at 1, after n updates ema = 1 - prod_t d_t,
     with d_t = min(decay, (1 + t) / (10 + t))."""
@@ -385,6 +397,7 @@ def test_early_stopping_selects_the_best_validation_epoch(tmp_path):
     ({"warmup_epochs": 1.0}, "warmup_epochs (1.0) needs --schedule linear_decay"),
     ({"schedule": "linear_decay", "epochs": 4, "warmup_epochs": 4.0}, "must be below epochs"),
     ({"ema_decay": 1.0}, "ema_decay must lie in [0, 1)"),
+    ({"eval_k": 0}, "eval_k must be >= 1"),
     ({"latent_sizes": (100, 50)}, "one list of hidden layers per stochastic layer"),
 ])
 def test_invalid_configurations_are_refused_with_a_clear_message(options, message):
