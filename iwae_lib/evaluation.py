@@ -4,6 +4,10 @@ log p(x) is estimated by the IWAE bound with many samples, L_5000, which the pap
 its test log-likelihood. Images are processed in batches and the k samples in chunks, so
 memory stays bounded (about batch_size * chunk_size * 784 floats) whatever k is; the
 chunks are combined with a running logsumexp, which is stable in float32.
+
+Both work for every ``models.ModelConfig``: for the discretized-logistic (8-bit) model the
+images are pixel levels 0..255 (:mod:`iwae_lib.quantized`), of which the encoder sees
+levels / 255.
 """
 
 import functools
@@ -12,7 +16,7 @@ import math
 import numpy as np
 from tqdm.auto import tqdm
 
-from iwae_lib import models
+from iwae_lib import models, quantized
 from iwae_lib._quiet import import_tensorflow_quietly
 
 tf = import_tensorflow_quietly()
@@ -56,7 +60,7 @@ def log_likelihood(params, config, x, k: int = 5000, seed: int = 0, batch_size: 
     Args:
         params: parameter dict (NumPy arrays or tf.Variables).
         config: models.ModelConfig.
-        x: [N, x_size] binary images.
+        x: [N, x_size] binary images (pixel levels 0..255 for a discretized-logistic model).
         k: importance samples per image (5000 in the paper).
         seed: integer seed; the estimate is a deterministic function of it.
         batch_size, chunk_size: images per batch and samples per chunk (memory and speed).
@@ -85,6 +89,8 @@ def make_posterior_means_fn(config, n_samples: int):
 
     @tf.function(autograph=False, reduce_retracing=True)
     def posterior_means(params, xb, seed):
+        if config.likelihood == quantized.LIKELIHOOD:
+            xb = xb / (quantized.N_LEVELS - 1)  # the encoder's input: intensities
         means, below = [], xb
         for i in range(1, config.n_stochastic + 1):
             mean, std = models.encoder_layer(params, config, i, below)
@@ -105,7 +111,7 @@ def active_units(params, config, x, n_samples: int = 100, threshold: float = 1e-
     E_q[h_i | x] = E_{h_{i-1} ~ q}[mean of q(h_i | h_{i-1})] is estimated with n_samples.
 
     Args:
-        x: [N, x_size] binary images.
+        x: [N, x_size] binary images (pixel levels 0..255 for a discretized-logistic model).
     Returns:
         dict with ``variances``: list (one per stochastic layer) of float64 [latent_i]
         arrays, and ``active``: list of ints, the number of units above threshold.

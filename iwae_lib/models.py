@@ -32,6 +32,9 @@ import tensorflow_probability as tfp  # noqa: E402
 tfd = tfp.distributions
 
 X_SIZE = 784
+# p(x | h_1): "bernoulli", the paper's, over binary pixels; "discretized_logistic" over 8-bit
+# pixel levels 0..255 (:mod:`iwae_lib.quantized`), for one stochastic layer.
+LIKELIHOODS = ("bernoulli", "discretized_logistic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,12 +44,16 @@ class ModelConfig:
     latent_sizes: sizes of h_1..h_L, e.g. ``(50,)`` or ``(100, 50)``.
     hidden_sizes: for each stochastic layer i, the deterministic tanh layers between the
         layer below (x or h_{i-1}) and h_i; the decoder of layer i uses them reversed.
-    x_size: number of observed binary pixels.
+    x_size: number of observed pixels.
+    likelihood: one of LIKELIHOODS. With "discretized_logistic" the data are pixel levels
+        0..255, and the output layer ``dec1/logits`` has 2 * x_size outputs (locations,
+        then log-scales); see :mod:`iwae_lib.quantized`.
     """
 
     latent_sizes: tuple = (50,)
     hidden_sizes: tuple = ((200, 200),)
     x_size: int = X_SIZE
+    likelihood: str = "bernoulli"
 
     def __post_init__(self):
         latent = tuple(int(s) for s in self.latent_sizes)
@@ -62,21 +69,37 @@ class ModelConfig:
             )
         if min(latent) < 1 or any(s < 1 for layer in hidden for s in layer) or self.x_size < 1:
             raise ValueError(f"all layer sizes must be positive: {self}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+        if self.likelihood == "discretized_logistic" and len(latent) != 1:
+            raise ValueError("the discretized_logistic (8-bit) model has one stochastic layer; "
+                             f"got latent_sizes={latent}")
 
     @property
     def n_stochastic(self) -> int:
         return len(self.latent_sizes)
 
+    @property
+    def outputs_per_pixel(self) -> int:
+        """Outputs of ``dec1/logits`` per pixel: 1 (Bernoulli logit) or 2 (location, log-scale)."""
+        return 2 if self.likelihood == "discretized_logistic" else 1
+
     def to_dict(self) -> dict:
-        return {
+        """JSON-friendly; ``likelihood`` only when not the paper's Bernoulli, so the paper's
+        models are recorded as they always were."""
+        d = {
             "latent_sizes": list(self.latent_sizes),
             "hidden_sizes": [list(h) for h in self.hidden_sizes],
             "x_size": self.x_size,
         }
+        if self.likelihood != "bernoulli":
+            d["likelihood"] = self.likelihood
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(tuple(d["latent_sizes"]), tuple(tuple(h) for h in d["hidden_sizes"]), d.get("x_size", X_SIZE))
+        return cls(tuple(d["latent_sizes"]), tuple(tuple(h) for h in d["hidden_sizes"]), d.get("x_size", X_SIZE),
+                   d.get("likelihood", "bernoulli"))
 
 
 def paper_model(n_stochastic: int = 1) -> ModelConfig:
@@ -105,7 +128,7 @@ def _layer_shapes(config: ModelConfig) -> dict:
         for j in range(len(hidden)):
             shapes[f"dec{i}/hidden{j}/w"] = (dec_sizes[j], dec_sizes[j + 1])
         if i == 1:
-            shapes["dec1/logits/w"] = (dec_sizes[-1], n_in)
+            shapes["dec1/logits/w"] = (dec_sizes[-1], n_in * config.outputs_per_pixel)
         else:
             shapes[f"dec{i}/mean/w"] = (dec_sizes[-1], n_in)
             shapes[f"dec{i}/logstd/w"] = (dec_sizes[-1], n_in)
@@ -118,6 +141,8 @@ def init_params(config: ModelConfig, seed: int = 0, train_mean: np.ndarray | Non
     Weights are Glorot-uniform, biases zero, except the Bernoulli output bias, which is
     the logit of the training-set mean pixel ``train_mean`` [x_size] when given (as in
     the reference implementation), so training starts from the marginal pixel model.
+    The discretized-logistic output bias [2 * x_size] starts at the mean intensity
+    ``train_mean`` (or 0.5) for the locations and at log(0.1) for the log-scales.
     """
     rng = np.random.default_rng(seed)
     params = {}
@@ -125,10 +150,13 @@ def init_params(config: ModelConfig, seed: int = 0, train_mean: np.ndarray | Non
         limit = math.sqrt(6.0 / (n_in + n_out))
         params[name] = rng.uniform(-limit, limit, size=(n_in, n_out)).astype(np.float32)
         params[name[:-1] + "b"] = np.zeros(n_out, np.float32)
-    if train_mean is not None:
+    if train_mean is not None and np.shape(train_mean) != (config.x_size,):
+        raise ValueError(f"train_mean must have shape ({config.x_size},), got {np.shape(train_mean)}")
+    if config.likelihood == "discretized_logistic":
+        loc = np.full(config.x_size, 0.5) if train_mean is None else np.asarray(train_mean, np.float64)
+        params["dec1/logits/b"] = np.concatenate([loc, np.full(config.x_size, math.log(0.1))]).astype(np.float32)
+    elif train_mean is not None:
         mean = np.clip(np.asarray(train_mean, np.float64), 1e-3, 1 - 1e-3)
-        if mean.shape != (config.x_size,):
-            raise ValueError(f"train_mean must have shape ({config.x_size},), got {mean.shape}")
         params["dec1/logits/b"] = np.log(mean / (1 - mean)).astype(np.float32)
     return params
 
@@ -150,24 +178,50 @@ def count_params(params: dict) -> int:
 # ----------------------------------------------------------------------------- networks
 
 
-def _dense(params, prefix, h):
+PRECISIONS = ("float32", "bfloat16")
+_BF16_HIDDEN = True  # bfloat16 precision: hidden activations stay bf16 (False: fp32 bias + tanh)
+
+
+def check_precision(precision: str):
+    """Raise a ValueError for a precision not in PRECISIONS."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+
+
+def _dense(params, prefix, h, hidden=False):
     """Affine layer on a matrix h [N, n_in] -> [N, n_out] (MatMul + BiasAdd, which
-    TensorFlow fuses with a following tanh)."""
-    return tf.nn.bias_add(tf.matmul(h, params[prefix + "/w"]), params[prefix + "/b"])
+    TensorFlow fuses with a following tanh).
+
+    A bfloat16 h (mixed precision) is multiplied by a bfloat16 copy of the float32 weight
+    matrix. An output head's product is cast back to float32 before its float32 bias is
+    added, so means, log-std and logits are float32; a hidden layer's stays bfloat16.
+    """
+    w, b = params[prefix + "/w"], params[prefix + "/b"]
+    if h.dtype == tf.float32:
+        return tf.nn.bias_add(tf.matmul(h, w), b)
+    product = tf.matmul(h, tf.cast(w, h.dtype))
+    if hidden and _BF16_HIDDEN:
+        return tf.nn.bias_add(product, tf.cast(b, h.dtype))
+    return tf.nn.bias_add(tf.cast(product, tf.float32), b)
 
 
 def _mlp(params, prefix, h, n_hidden):
+    dtype = h.dtype
     for j in range(n_hidden):
-        h = tf.tanh(_dense(params, f"{prefix}/hidden{j}", h))
+        h = tf.cast(tf.tanh(_dense(params, f"{prefix}/hidden{j}", h, hidden=True)), dtype)
     return h
 
 
-def _heads(params, prefix, n_hidden, names, inputs):
+def _heads(params, prefix, n_hidden, names, inputs, precision="float32"):
     """Run an MLP and its linear output heads on inputs [..., n]: one matrix product per
-    layer over all leading dimensions, the outputs reshaped back to [..., n_out]."""
+    layer over all leading dimensions, the outputs reshaped back to float32 [..., n_out].
+    ``precision="bfloat16"``: the matrix products take bfloat16 operands (see _dense)."""
     inputs = tf.convert_to_tensor(inputs, tf.float32)
     leading = tf.shape(inputs)[:-1]
-    h = _mlp(params, prefix, tf.reshape(inputs, [-1, inputs.shape[-1]]), n_hidden)
+    h = tf.reshape(inputs, [-1, inputs.shape[-1]])
+    if precision == "bfloat16":
+        h = tf.cast(h, tf.bfloat16)
+    h = _mlp(params, prefix, h, n_hidden)
     outs = []
     for name in names:
         out = _dense(params, f"{prefix}/{name}", h)
@@ -175,22 +229,24 @@ def _heads(params, prefix, n_hidden, names, inputs):
     return outs
 
 
-def encoder_layer(params, config: ModelConfig, i: int, below):
-    """q(h_i | below) for below [..., n_below]: returns (mean, std), each [..., latent_i]."""
-    mean, log_std = _heads(params, f"enc{i}", len(config.hidden_sizes[i - 1]), ("mean", "logstd"), below)
+def encoder_layer(params, config: ModelConfig, i: int, below, precision: str = "float32"):
+    """q(h_i | below) for below [..., n_below]: returns (mean, std), each float32 [..., latent_i]."""
+    mean, log_std = _heads(params, f"enc{i}", len(config.hidden_sizes[i - 1]), ("mean", "logstd"), below,
+                           precision)
     return mean, tf.exp(log_std)
 
 
-def decoder_layer(params, config: ModelConfig, i: int, h_i):
+def decoder_layer(params, config: ModelConfig, i: int, h_i, precision: str = "float32"):
     """p(below | h_i) for h_i [..., latent_i]: a TFP distribution over the layer below.
 
     Layer 1 gives ``Bernoulli(logits)`` over x; higher layers give ``Normal(mean, std)``.
     Its event dimension is not reinterpreted: ``log_prob`` is per unit, [..., n_below].
     """
     if i == 1:
-        (logits,) = _heads(params, "dec1", len(config.hidden_sizes[0]), ("logits",), h_i)
+        (logits,) = _heads(params, "dec1", len(config.hidden_sizes[0]), ("logits",), h_i, precision)
         return tfd.Bernoulli(logits=logits, dtype=tf.float32)
-    mean, log_std = _heads(params, f"dec{i}", len(config.hidden_sizes[i - 1]), ("mean", "logstd"), h_i)
+    mean, log_std = _heads(params, f"dec{i}", len(config.hidden_sizes[i - 1]), ("mean", "logstd"), h_i,
+                           precision)
     return tfd.Normal(mean, tf.exp(log_std))
 
 
@@ -198,29 +254,39 @@ def _stopped(params):
     return {name: tf.stop_gradient(value) for name, value in params.items()}
 
 
-def log_weights(params, config: ModelConfig, x, k: int, seed, stop_q_params: bool = False):
+def log_weights(params, config: ModelConfig, x, k: int, seed, stop_q_params: bool = False,
+                precision: str = "float32"):
     """Importance log-weights log p(x, h) - log q(h | x) for k reparameterised samples.
 
     Args:
         params: parameter dict (variables or tensors).
-        x: [B, x_size] binary images (float32).
+        x: [B, x_size] binary images (float32); pixel levels 0..255 for the
+            discretized-logistic likelihood (:func:`iwae_lib.quantized.log_weights`).
         k: number of samples per image.
         seed: stateless seed, int32/int64 tensor of shape [2].
         stop_q_params: evaluate log q with the inference network's parameters held
             constant (the samples h still depend on them): this is what the STL and DReG
             estimators differentiate.
+        precision: ``"float32"``, or ``"bfloat16"`` for mixed precision: the networks'
+            matrix products take bfloat16 operands (bfloat16 copies of the float32
+            parameters), while the networks' outputs, the samples and every
+            log-probability and sum here stay float32.
 
     Returns:
         log_w: [k, B] log-weights.
         samples: list of L tensors h_i, each [k, B, latent_i].
     """
+    if config.likelihood == "discretized_logistic":
+        from iwae_lib import quantized  # it builds on this module
+
+        return quantized.log_weights(params, config, x, k, seed, stop_q_params, precision)
     x = tf.convert_to_tensor(x, tf.float32)
     batch = tf.shape(x)[0]
     q_params = _stopped(params) if stop_q_params and config.n_stochastic > 1 else params
     samples, log_q = [], 0.0
     below = x
     for i, n_latent in enumerate(config.latent_sizes, 1):
-        mean, std = encoder_layer(params, config, i, below)
+        mean, std = encoder_layer(params, config, i, below, precision)
         eps = tf.random.stateless_normal(
             tf.stack([k, batch, n_latent]) if i == 1 else tf.shape(mean),
             seed=tf.random.experimental.stateless_fold_in(seed, i),
@@ -229,14 +295,14 @@ def log_weights(params, config: ModelConfig, x, k: int, seed, stop_q_params: boo
         if stop_q_params and i == 1:  # q(h_1 | x) does not depend on h: stop its outputs
             mean, std = tf.stop_gradient(mean), tf.stop_gradient(std)
         elif stop_q_params:  # q(h_i | h_{i-1}) still depends on the sample below it
-            mean, std = encoder_layer(q_params, config, i, below)
+            mean, std = encoder_layer(q_params, config, i, below, precision)
         log_q += tf.reduce_sum(tfd.Normal(mean, std).log_prob(h), -1)
         samples.append(h)
         below = h
     log_p = tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(samples[-1]), -1)
     for i in range(config.n_stochastic, 1, -1):
-        log_p += tf.reduce_sum(decoder_layer(params, config, i, samples[i - 1]).log_prob(samples[i - 2]), -1)
-    log_p += bernoulli_log_prob(decoder_layer(params, config, 1, samples[0]).logits, x)
+        log_p += tf.reduce_sum(decoder_layer(params, config, i, samples[i - 1], precision).log_prob(samples[i - 2]), -1)
+    log_p += bernoulli_log_prob(decoder_layer(params, config, 1, samples[0], precision).logits, x)
     return log_p - log_q, samples
 
 

@@ -25,6 +25,13 @@ computes ``input @ w + b``):
     dec{i}/logstd/w|b      (i >= 2) log std of p(h_{i-1} | h_i), [H_i[0], n_{i-1}]
 
 The top layer has the prior p(h_L) = N(0, I).
+
+The 8-bit model (``"likelihood": "discretized_logistic"`` in the architecture dict, one
+stochastic layer) takes pixel levels v in 0..255 as x; its encoder sees v / 255, and
+``dec1/logits`` is [H_1[0], 2 * x_size]: the first x_size outputs are locations mu on the
+[0, 1] scale, the last x_size log-scales log s (clipped below at -7). Pixel v has the mass
+of Logistic(mu, s) on [v/255 - 1/510, v/255 + 1/510], the first and last bins extended to
+-inf and +inf.
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import log_expit, logsumexp
 
 LOG_2PI = math.log(2.0 * math.pi)
+LIKELIHOODS = ("bernoulli", "discretized_logistic")
 
 
 def load_weights(path) -> dict:
@@ -54,7 +62,11 @@ def _architecture(model_dict: dict):
         ) from err
     if not latent or len(hidden) != len(latent):
         raise ValueError(f"need one hidden-size list per stochastic layer, got {model_dict!r}")
-    return latent, hidden, int(model_dict.get("x_size", 784))
+    likelihood = model_dict.get("likelihood", "bernoulli")
+    if likelihood not in LIKELIHOODS or (likelihood == "discretized_logistic" and len(latent) != 1):
+        raise ValueError(f"unknown likelihood {likelihood!r} for {len(latent)} stochastic layer(s): "
+                         f"expected one of {LIKELIHOODS} (discretized_logistic with one layer)")
+    return latent, hidden, int(model_dict.get("x_size", 784)), likelihood
 
 
 def _get(weights: dict, name: str) -> np.ndarray:
@@ -84,6 +96,27 @@ def bernoulli_log_density(x, logits):
     return np.sum(x * logits - np.logaddexp(0.0, logits), axis=-1)
 
 
+def discretized_logistic_log_density(levels, loc, log_scale):
+    """log P(v) of pixel levels v in 0..255 under the discretised logistic, summed over the last axis.
+
+    Interior bins: log(sigma(a) - sigma(b)) with a > b the bin's edges in units of the scale,
+    computed as log sigma(a) + log(1 - exp(log sigma(b) - log sigma(a))) on the side of the
+    distribution where both are small (mirrored for bins above the location), so nothing
+    cancels in the tails.
+    """
+    levels = np.asarray(levels, np.float64)
+    inv_scale = np.exp(-np.maximum(log_scale, -7.0))
+    x = levels / 255.0
+    upper = (x + 0.5 / 255.0 - loc) * inv_scale
+    lower = (x - 0.5 / 255.0 - loc) * inv_scale
+    above = (upper + lower) > 0  # mirror: sigma(u) - sigma(l) = sigma(-l) - sigma(-u)
+    a, b = np.where(above, -lower, upper), np.where(above, -upper, lower)
+    log_a = log_expit(a)
+    interior = log_a + np.log(-np.expm1(log_expit(b) - log_a))
+    log_p = np.where(levels < 0.5, log_expit(upper), np.where(levels > 254.5, log_expit(-lower), interior))
+    return np.sum(log_p, axis=-1)
+
+
 def _encoder(weights, i, hidden, below):
     h = _tanh_mlp(weights, f"enc{i}", below, len(hidden[i - 1]))
     return _linear(weights, f"enc{i}/mean", h), _linear(weights, f"enc{i}/logstd", h)
@@ -95,7 +128,7 @@ def log_weights_from_noise_np(weights: dict, model_dict: dict, x, noise) -> np.n
     Args:
         weights: dict of arrays in the format of the module docstring.
         model_dict: architecture dict.
-        x: [B, x_size] binary images.
+        x: [B, x_size] binary images (pixel levels 0..255 for the 8-bit model).
         noise: list of L arrays, noise[i-1] of shape [k, B, n_i]; the samples are
             h_i = mean_i + std_i * noise[i-1], layer by layer (mean_i, std_i of
             q(h_i | h_{i-1}), with h_0 = x).
@@ -103,13 +136,13 @@ def log_weights_from_noise_np(weights: dict, model_dict: dict, x, noise) -> np.n
     Returns:
         float64 array [k, B].
     """
-    latent, hidden, x_size = _architecture(model_dict)
+    latent, hidden, x_size, likelihood = _architecture(model_dict)
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or x.shape[1] != x_size:
         raise ValueError(f"x must have shape [B, {x_size}], got {x.shape}")
     if len(noise) != len(latent):
         raise ValueError(f"need one noise array per stochastic layer ({len(latent)}), got {len(noise)}")
-    samples, log_q, below = [], 0.0, x
+    samples, log_q, below = [], 0.0, x / 255.0 if likelihood == "discretized_logistic" else x
     for i, eps in enumerate(noise, 1):
         eps = np.asarray(eps, np.float64)
         mean, log_std = _encoder(weights, i, hidden, below)
@@ -120,7 +153,10 @@ def log_weights_from_noise_np(weights: dict, model_dict: dict, x, noise) -> np.n
     log_p = gaussian_log_density(samples[-1], 0.0, 0.0)
     for i in range(len(latent), 0, -1):
         top = _tanh_mlp(weights, f"dec{i}", samples[i - 1], len(hidden[i - 1]))
-        if i == 1:
+        if i == 1 and likelihood == "discretized_logistic":
+            out = _linear(weights, "dec1/logits", top)
+            log_p = log_p + discretized_logistic_log_density(x, out[..., :x_size], out[..., x_size:])
+        elif i == 1:
             log_p = log_p + bernoulli_log_density(x, _linear(weights, "dec1/logits", top))
         else:
             mean, log_std = _linear(weights, f"dec{i}/mean", top), _linear(weights, f"dec{i}/logstd", top)
@@ -133,7 +169,7 @@ def log_weights_np(weights: dict, model_dict: dict, x, k: int, rng) -> np.ndarra
 
     ``rng`` is a ``numpy.random.Generator`` (an int is taken as its seed).
     """
-    latent, _, _ = _architecture(model_dict)
+    latent = _architecture(model_dict)[0]
     rng = np.random.default_rng(rng)
     batch = np.shape(x)[0]
     noise = [rng.standard_normal((k, batch, n)) for n in latent]

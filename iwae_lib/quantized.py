@@ -20,7 +20,11 @@ The model. The encoder is the library's q(h | x) (:func:`iwae_lib.models.encoder
 fed the intensities x = v / 255. The decoder is the library's decoder MLP
 (:func:`iwae_lib.models.decoder_layer`) with an output layer twice as wide: its
 ``dec1/logits`` layer has 2 * 784 outputs, the first 784 are the locations mu, the last
-784 the log-scales log s. One stochastic layer only.
+784 the log-scales log s. One stochastic layer only. It is the library's model with
+``ModelConfig(likelihood="discretized_logistic")``: :func:`iwae_lib.models.log_weights`
+hands such a config to :func:`log_weights` here, so every objective, gradient estimator
+and evaluation of the library applies to it, and ``TrainConfig(likelihood=
+"discretized_logistic")`` trains it like any other run (data: :func:`level_splits`).
 
 Log-likelihoods of discrete 8-bit images are reported in bits per dimension:
 bits/dim = -log p(v) / (784 log 2).
@@ -28,6 +32,7 @@ bits/dim = -log p(v) / (784 log 2).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -42,6 +47,7 @@ tfd = tfp.distributions
 
 N_LEVELS = 256
 BIN_WIDTH = 1.0 / (N_LEVELS - 1)
+LIKELIHOOD = "discretized_logistic"  # the name of this likelihood in models.LIKELIHOODS
 MIN_LOG_SCALE = -7.0  # scales below exp(-7) ~ 1e-3 are clipped: a bin is 1/255 ~ 4e-3 wide
 
 
@@ -99,59 +105,62 @@ def to_levels(intensities) -> np.ndarray:
 # ----------------------------------------------------------------------------- the model
 
 
-def _check_config(config: models.ModelConfig):
+def as_model(config: models.ModelConfig) -> models.ModelConfig:
+    """``config`` with the discretized-logistic likelihood (ValueError unless it has one stochastic layer)."""
     if config.n_stochastic != 1:
         raise ValueError("the quantized-likelihood model has one stochastic layer; "
                          f"got latent_sizes={config.latent_sizes}")
+    return dataclasses.replace(config, likelihood=LIKELIHOOD)
 
 
 def init_params(config: models.ModelConfig, seed: int = 0, train_mean: np.ndarray | None = None,
                 initial_scale: float = 0.1) -> dict:
-    """Parameters of the quantized model: the library's, with a 2 * x_size output layer.
+    """Parameters of the quantized model: :func:`iwae_lib.models.init_params` of :func:`as_model`.
 
     ``dec1/logits/w`` is [last hidden, 2 * x_size] (Glorot uniform); its bias starts at the
     training-set mean intensity ``train_mean`` [x_size] (or 0.5) for the locations and at
     log(initial_scale) for the log-scales.
     """
-    _check_config(config)
-    params = models.init_params(config, seed)
-    n_in, d = params["dec1/logits/w"].shape
-    limit = math.sqrt(6.0 / (n_in + 2 * d))
-    params["dec1/logits/w"] = np.random.default_rng([seed, 1]).uniform(-limit, limit, (n_in, 2 * d)).astype(np.float32)
-    loc = np.full(d, 0.5, np.float32) if train_mean is None else np.asarray(train_mean, np.float32)
-    if loc.shape != (d,):
-        raise ValueError(f"train_mean must have shape ({d},), got {loc.shape}")
-    params["dec1/logits/b"] = np.concatenate([loc, np.full(d, math.log(initial_scale), np.float32)])
+    params = models.init_params(as_model(config), seed, train_mean)
+    if initial_scale != 0.1:
+        params["dec1/logits/b"][config.x_size:] = math.log(initial_scale)
     return params
 
 
-def decoder_loc_log_scale(params, config: models.ModelConfig, h):
-    """Decoder outputs for latents h [..., latent]: (loc, log_scale), each [..., x_size]."""
-    out = models.decoder_layer(params, config, 1, h).logits  # the wide linear output layer
+def decoder_loc_log_scale(params, config: models.ModelConfig, h, precision: str = "float32"):
+    """Decoder outputs for latents h [..., latent]: (loc, log_scale), each float32 [..., x_size]."""
+    out = models.decoder_layer(params, config, 1, h, precision).logits  # the wide linear output layer
     return out[..., : config.x_size], out[..., config.x_size:]
 
 
-def log_weights(params, config: models.ModelConfig, levels, k: int, seed, stop_q_params: bool = False):
+def log_weights(params, config: models.ModelConfig, levels, k: int, seed, stop_q_params: bool = False,
+                precision: str = "float32"):
     """Importance log-weights log p(v, h) - log q(h | v) for k reparameterised samples.
 
+    :func:`iwae_lib.models.log_weights` hands a discretized-logistic ModelConfig over to
+    this function, so estimators and evaluation need nothing else for this model.
+
     Args:
-        levels: [B, x_size] pixel levels 0..255 (float32).
-        k: samples per image; seed: stateless seed [2].
-        stop_q_params: evaluate log q with the encoder's outputs held constant (STL).
+        levels: [B, x_size] pixel levels 0..255 (float32); the encoder sees levels / 255.
+        k: samples per image; seed: stateless seed [2] (the samples use it folded with 1,
+            as in :func:`iwae_lib.models.log_weights`).
+        stop_q_params: evaluate log q with the encoder's outputs held constant (STL, DReG).
+        precision: as in :func:`iwae_lib.models.log_weights`.
 
     Returns:
         (log_w [k, B], [h [k, B, latent]]), like :func:`iwae_lib.models.log_weights`.
     """
-    _check_config(config)
+    config = as_model(config)
     levels = tf.convert_to_tensor(levels, tf.float32)
-    mean, std = models.encoder_layer(params, config, 1, levels / (N_LEVELS - 1))
-    eps = tf.random.stateless_normal(tf.stack([k, tf.shape(levels)[0], config.latent_sizes[0]]), seed=seed)
+    mean, std = models.encoder_layer(params, config, 1, levels / (N_LEVELS - 1), precision)
+    eps = tf.random.stateless_normal(tf.stack([k, tf.shape(levels)[0], config.latent_sizes[0]]),
+                                     seed=tf.random.experimental.stateless_fold_in(seed, 1))
     h = mean + std * eps
     if stop_q_params:
         mean, std = tf.stop_gradient(mean), tf.stop_gradient(std)
     log_q = tf.reduce_sum(tfd.Normal(mean, std).log_prob(h), -1)
     log_prior = tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(h), -1)
-    loc, log_scale = decoder_loc_log_scale(params, config, h)
+    loc, log_scale = decoder_loc_log_scale(params, config, h, precision)
     log_lik = tf.reduce_sum(discretized_logistic_log_prob(levels, loc, log_scale), -1)
     return log_prior + log_lik - log_q, [h]
 
@@ -171,21 +180,42 @@ def loss_and_gradients(params, config: models.ModelConfig, levels, k: int, seed,
 
 def log_likelihood(params, config: models.ModelConfig, levels, k: int = 1000, seed: int = 0,
                    batch_size: int = 100) -> np.ndarray:
-    """Per-image IWAE estimates log p(v) with k samples: levels [N, x_size] -> float64 [N]."""
-    levels = check_levels(levels)
-    if levels.ndim != 2 or levels.shape[1] != config.x_size:
-        raise ValueError(f"levels must have shape [N, {config.x_size}], got {levels.shape}")
-    tensors = {n: tf.convert_to_tensor(v) for n, v in params.items()}
+    """Per-image estimates log p(v) with k samples, by :func:`iwae_lib.evaluation.log_likelihood`:
+    levels [N, x_size] -> float64 [N]."""
+    from iwae_lib import evaluation
 
-    @tf.function
-    def batch_estimate(v, batch_seed):
-        log_w, _ = log_weights(tensors, config, v, k, batch_seed)
-        return tf.reduce_logsumexp(log_w, axis=0) - math.log(k)
+    return evaluation.log_likelihood(params, as_model(config), check_levels(levels), k=k, seed=seed,
+                                     batch_size=batch_size, progress=False)
 
-    out = np.empty(len(levels))
-    for b, start in enumerate(range(0, len(levels), batch_size)):
-        out[start:start + batch_size] = batch_estimate(levels[start:start + batch_size], tf.constant([seed, b], tf.int64))
-    return out
+
+# ----------------------------------------------------------------------------- data
+
+
+def level_splits(ds):
+    """The 8-bit model's data: MNIST's gray levels where the Bernoulli model has binary images.
+
+    Args:
+        ds: ``data.load_dataset("mnist", validation_size, seed)`` (train holds intensities).
+
+    Returns:
+        a ``data.DataSplits`` like ``ds`` with ``dynamic`` False and float32 pixel levels
+        0..255, never binarized: train [N, 784], valid [V, 784] (the same rows of the
+        training set as ds.valid) or None, test [10000, 784]. ``train_mean`` stays the
+        mean intensity [784] in [0, 1], the locations' initial bias.
+    """
+    from iwae_lib import data
+
+    if ds.name != "mnist" or not ds.dynamic:
+        raise ValueError("the discretized_logistic (8-bit) likelihood needs the gray levels of the mnist data set "
+                         f"(raw intensities), not {ds.name!r}")
+    valid = None
+    if ds.valid is not None:
+        valid = to_levels(data.load_mnist("train")[0][ds.valid_indices])
+    return dataclasses.replace(ds, dynamic=False, train=to_levels(ds.train), valid=valid,
+                              test=to_levels(data.load_mnist("test")[0]))
+
+
+# ----------------------------------------------------------------------------- reporting and samples
 
 
 def bits_per_dim(log_px, x_size: int = models.X_SIZE) -> float:
@@ -200,7 +230,7 @@ def sample_images(params, config: models.ModelConfig, n: int, seed: int = 0, mod
     picture); mode=False draws levels from the discretised logistic. Returns [n, x_size]
     intensities in [0, 1].
     """
-    _check_config(config)
+    config = as_model(config)
     h = tf.random.stateless_normal([n, config.latent_sizes[0]], seed=[seed, 0])
     loc, log_scale = decoder_loc_log_scale(params, config, h)
     if mode:

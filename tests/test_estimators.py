@@ -196,3 +196,40 @@ def test_check_estimator_rejects_bad_combinations():
     with pytest.raises(ValueError, match="IWAE bound only"):
         estimators.loss_and_gradients(variables, config, np.zeros((1, 4), np.float32), 2, np.array([0, 0]),
                                       objective="miwae", estimator="dreg", miwae_groups=2)
+
+
+@pytest.mark.parametrize("encoder_objective, estimator, options", [
+    ("miwae", "standard", {"miwae_groups": 3}),
+    ("miwae", "stl", {"miwae_groups": 2}),
+    ("ciwae", "standard", {"ciwae_beta": 0.3}),
+    ("vae", "stl", {}),
+])
+def test_piwae_gradient_is_iwae_for_the_decoder_and_the_encoder_bound_for_the_encoder(encoder_objective, estimator,
+                                                                                      options):
+    """On the same samples: PIWAE's decoder gradient is the IWAE bound's, its encoder
+    gradient that of the encoder's bound with its estimator (two stochastic layers, so STL
+    also holds the second layer's q parameters constant)."""
+    config = models.ModelConfig((3, 2), ((10,), (6,)), x_size=12)
+    params, x = make_model(config, seed=1)
+    variables = models.as_variables(params)
+    batch, seed = np.repeat(x, 4, axis=0), tf.constant([4, 2], tf.int64)
+    bound, grads = estimators.loss_and_gradients(variables, config, batch, 6, seed, "piwae", estimator,
+                                                 piwae_encoder=encoder_objective, **options)
+    iwae, iwae_grads = estimators.loss_and_gradients(variables, config, batch, 6, seed, "iwae", "standard")
+    _, encoder_grads = estimators.loss_and_gradients(variables, config, batch, 6, seed, encoder_objective, estimator,
+                                                     **options)
+    np.testing.assert_allclose(bound.numpy(), iwae.numpy(), rtol=1e-6)
+    for name in params:
+        expected = (encoder_grads if name.startswith("enc") else iwae_grads)[name].numpy()
+        np.testing.assert_allclose(grads[name].numpy(), expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max(),
+                                   err_msg=name)
+    assert not np.allclose(grads["enc1/mean/w"].numpy(), iwae_grads["enc1/mean/w"].numpy())
+
+
+def test_check_piwae_rejects_bad_encoder_bounds_and_estimators():
+    with pytest.raises(ValueError, match="unknown PIWAE encoder objective 'iwae'"):
+        estimators.check_piwae("iwae", "standard")
+    with pytest.raises(ValueError, match="IWAE bound only"):
+        estimators.check_piwae("miwae", "dreg")
+    for encoder_objective in estimators.PIWAE_ENCODER_OBJECTIVES:
+        estimators.check_piwae(encoder_objective, "stl")

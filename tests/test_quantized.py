@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, log_expit
 
-from iwae_lib import models, quantized
+from iwae_lib import estimators, evaluation, models, quantized
 from iwae_lib._quiet import import_tensorflow_quietly
 
 tf = import_tensorflow_quietly()
@@ -133,3 +133,28 @@ def test_log_likelihood_estimate_rises_with_k_and_training_lowers_bits_per_dim()
     trained = {n: v.numpy() for n, v in variables.items()}
     after = quantized.bits_per_dim(quantized.log_likelihood(trained, SMALL, levels, k=200, seed=0), x_size=7)
     assert after < before
+
+
+def test_the_library_estimators_and_evaluation_take_the_8bit_model():
+    """A discretized-logistic ModelConfig goes through models.log_weights, so every estimator
+    applies: DReG's decoder gradient is the standard one on the same samples, and the
+    evaluation's L_k equals the log-mean-exp of quantized.log_weights."""
+    model = quantized.as_model(SMALL)
+    assert model.likelihood == "discretized_logistic" and model.outputs_per_pixel == 2
+    params = quantized.init_params(SMALL, seed=2)
+    variables = models.as_variables(params)
+    levels = np.array([[0, 255, 17, 128, 3, 250, 90], [5, 5, 5, 200, 0, 0, 255]], np.float32)
+    seed = tf.constant([3, 1], tf.int64)
+    direct, _ = quantized.log_weights(params, SMALL, levels, 6, seed)
+    np.testing.assert_array_equal(models.log_weights(params, model, levels, 6, seed)[0].numpy(), direct.numpy())
+    _, standard = estimators.loss_and_gradients(variables, model, levels, 6, seed, "iwae", "standard")
+    _, dreg = estimators.loss_and_gradients(variables, model, levels, 6, seed, "iwae", "dreg")
+    assert all(np.all(np.isfinite(g.numpy())) for g in dreg.values())
+    for name in params:
+        if name.startswith("dec"):
+            np.testing.assert_allclose(dreg[name].numpy(), standard[name].numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(dreg["enc1/mean/w"].numpy(), standard["enc1/mean/w"].numpy())
+    estimate = evaluation.log_likelihood(params, model, levels, k=6, seed=0, chunk_size=6, progress=False)
+    log_w, _ = models.log_weights(params, model, levels, 6,
+                                  tf.random.experimental.stateless_fold_in(tf.constant([0, 0], tf.int64), 0))
+    np.testing.assert_allclose(estimate, (tf.reduce_logsumexp(log_w, 0) - math.log(6)).numpy(), rtol=1e-6)

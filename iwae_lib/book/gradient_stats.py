@@ -11,8 +11,9 @@ al., 2019) removes the score-function noise that causes the fall.
 
 PIWAE (Rainforth et al., 2018) trains the two networks with different bounds: the
 generative network with the IWAE bound, the inference network with another one (MIWAE,
-CIWAE or the VAE bound). :func:`piwae_gradients` builds that gradient from two calls of
-:func:`iwae_lib.estimators.loss_and_gradients` on the same samples.
+CIWAE or the VAE bound). :func:`piwae_gradients` is the library's
+:func:`iwae_lib.estimators.piwae_loss_and_gradients`, the gradient that training with
+``TrainConfig(objective="piwae")`` follows.
 
 A *gradient function* here is any callable ``(params, x, seed) -> (bound [B], grads)``
 with ``grads`` a dict like the parameters (gradients of the loss -mean(bound));
@@ -50,7 +51,8 @@ def piwae_gradients(params, config: models.ModelConfig, x, k: int, seed, encoder
                     encoder_estimator: str = "standard", **bound_options):
     """PIWAE's gradient: the decoder follows the IWAE bound, the encoder another bound.
 
-    Both parts use the same k samples (the same ``seed``).
+    Both parts use the same k samples (the same ``seed``); see
+    :func:`iwae_lib.estimators.piwae_loss_and_gradients`.
 
     Args:
         params: dict of tf.Variable.
@@ -63,20 +65,14 @@ def piwae_gradients(params, config: models.ModelConfig, x, k: int, seed, encoder
         (IWAE bound [B], grads dict: ``enc*`` entries from the encoder objective, ``dec*``
         entries from the IWAE bound).
     """
-    iwae, iwae_grads = estimators.loss_and_gradients(params, config, x, k, seed, "iwae", "standard")
-    _, enc_grads = estimators.loss_and_gradients(params, config, x, k, seed, encoder_objective,
-                                                 encoder_estimator, **bound_options)
-    grads = {name: enc_grads[name] if name.startswith("enc") else iwae_grads[name] for name in params}
-    return iwae, grads
+    return estimators.piwae_loss_and_gradients(params, config, x, k, seed, encoder_objective, encoder_estimator,
+                                               **bound_options)
 
 
 def piwae_gradient_fn(config: models.ModelConfig, k: int, encoder_objective: str = "miwae",
                       encoder_estimator: str = "standard", **bound_options):
     """:func:`piwae_gradients` as a gradient function ``(params, x, seed) -> (bound, grads)``."""
-    if encoder_objective not in objectives.OBJECTIVES:
-        raise ValueError(f"unknown encoder objective {encoder_objective!r}; "
-                         f"choose one of {', '.join(objectives.OBJECTIVES)}")
-    estimators.check_estimator(encoder_estimator, encoder_objective)
+    estimators.check_piwae(encoder_objective, encoder_estimator)
     objectives.bound_fn(encoder_objective, **bound_options)
     if encoder_objective == "miwae" and k % bound_options.get("miwae_groups", 1):
         raise ValueError(f"MIWAE needs k divisible by miwae_groups: k={k}, "
