@@ -1,10 +1,10 @@
-"""The custom training loop and the snapshot chain reproduce the library's training runs."""
+"""Chapter 5's snapshot chain (training in segments) reproduces one uninterrupted run."""
 
 import numpy as np
 import pytest
 
-from iwae_lib import data, models, training
-from iwae_lib.book import custom_runs, gradient_stats, snapshots
+from iwae_lib import data, training
+from iwae_lib.book import snapshots
 from iwae_lib.config import TrainConfig
 
 OPTIONS = dict(dataset="mnist", latent_sizes=(3,), hidden_sizes=((8,),), k=3, batch_size=10, schedule="constant",
@@ -12,26 +12,12 @@ OPTIONS = dict(dataset="mnist", latent_sizes=(3,), hidden_sizes=((8,),), k=3, ba
 
 
 def _fake_dataset(seed=0):
+    """30 training intensities [30, 784] and 10 binary test images [10, 784], random."""
     rng = np.random.default_rng(seed)
     train = rng.random((30, 784)).astype(np.float32)
     test = (rng.random((10, 784)) < 0.3).astype(np.float32)
     return data.DataSplits(name="mnist", dynamic=True, train=train, valid=None, test=test,
                            train_mean=train.mean(0), valid_indices=np.zeros(0, np.int64))
-
-
-def test_fit_with_the_iwae_gradient_matches_training_train(tmp_path):
-    ds = _fake_dataset()
-    config = TrainConfig(**OPTIONS, epochs=2)
-    training.train(config, tmp_path / "run", progress=False, dataset=ds)
-    expected = dict(np.load(tmp_path / "run" / "weights.npz"))
-    model = config.model_config()
-    weights, history = custom_runs.fit(models.init_params(model, 0, ds.train_mean),
-                                       gradient_stats.estimator_gradient_fn(model, 3), ds.train, epochs=2,
-                                       batch_size=10, seed=0, prepare_batch=training.binarize_batch,
-                                       steps_per_call=2)
-    assert [h["epoch"] for h in history] == [1, 2]
-    for name, value in expected.items():
-        np.testing.assert_allclose(weights[name], value, rtol=1e-5, atol=1e-6)
 
 
 def test_snapshot_chain_equals_one_uninterrupted_run(tmp_path):
