@@ -53,10 +53,12 @@ def load_run(path):
 
 
 def evaluation_images(train_config: TrainConfig, split: str, size: int | None):
-    """The images training's final evaluation uses for ``split``: float32 [N, 784] of 0/1."""
+    """The images training's final evaluation uses for ``split``: float32 [N, 784] of 0/1
+    (pixel levels 0..255 for the 8-bit model, as ``training.prepare_data`` gives them)."""
     from iwae_lib import data, training
 
-    ds = data.load_dataset(train_config.dataset, train_config.validation_size, train_config.seed)
+    ds = training.prepare_data(train_config,
+                               data.load_dataset(train_config.dataset, train_config.validation_size, train_config.seed))
     if split == "valid":
         if ds.valid is None:
             raise UsageError("this run has no validation set (validation_size = 0); use --split test or train")
