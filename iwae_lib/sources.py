@@ -27,8 +27,8 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-#: Hosts that refuse scripted downloads (they answer HTTP 403/404 to anything but a browser):
-#: they stay in the registry as the canonical source but are tried last.
+#: Hosts known to refuse scripted downloads: they stay in the registry (the canonical source)
+#: but are tried last.
 REFUSING_HOSTS = ("yann.lecun.com",)
 
 # Every list is in the order the URLs are tried: mirrors that serve scripts first.
@@ -37,8 +37,8 @@ _MNIST_URL_PREFIXES = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
-# Larochelle's own copy, then the copy in TensorFlow's public data bucket (same files: the
-# checksums below are checked whichever one serves them).
+# Larochelle's own copy, then the copy in TensorFlow's public data bucket: one checksum per
+# file, so a copy is only used when it is byte for byte the published file.
 _LAROCHELLE_URL_PREFIXES = (
     "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/",
     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
