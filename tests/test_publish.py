@@ -76,7 +76,10 @@ def test_workflow_uploads_the_folder_the_build_writes():
 def test_workflow_caches_executed_notebooks_keyed_on_requirements():
     caches = [s for s in steps() if s.get("uses", "").startswith("actions/cache@")]
     (notebooks,) = [s for s in caches if s["with"]["path"] == "_build/full/jupyter_cache"]  # iwae_lib/book/build.py
-    assert "hashFiles('requirements.txt')" in notebooks["with"]["key"]
+    key, restore = notebooks["with"]["key"], notebooks["with"]["restore-keys"]
+    assert key.startswith("jupyter-book-cache-${{ hashFiles('requirements.txt') }}-") and key.startswith(restore)
+    for changes_the_outputs in ("iwae_lib/**", "results/**", "notebooks/**"):
+        assert f"'{changes_the_outputs}'" in key[len(restore):]
     (data,) = [s for s in caches if s is not notebooks]  # the data files, keyed on their registry
     assert re.fullmatch(r"iwae-data-\$\{\{ hashFiles\('([\w/.]+)'\) \}\}", data["with"]["key"])
     assert (REPO / re.search(r"hashFiles\('([\w/.]+)'\)", data["with"]["key"]).group(1)).is_file()
