@@ -34,6 +34,9 @@ tf = import_tensorflow_quietly()
 
 CONFIG_FILE, CHECKPOINT_FILE, PROGRESS_FILE = "config.json", "checkpoint.npz", "progress.json"
 METRICS_FILE, WEIGHTS_FILE = "metrics.json", "weights.npz"
+# Per-image estimates of the final test log-likelihood ("log_likelihood" [N] float64, with
+# "k" and "seed"): a recorded mean can then be checked image by image (tests/test_recorded_results.py).
+TEST_LL_FILE = "test_log_likelihoods.npz"
 # Seeds of the evaluations, as offsets from the run's seed: held-out monitoring during
 # training ("valid", on test images too), the final test and train estimates, active units.
 EVAL_SEED_OFFSETS = {"valid": 1, "test": 2, "train": 3, "active_units": 4}
@@ -327,6 +330,12 @@ def prepare_data(config: TrainConfig, ds):
     return quantized.level_splits(ds) if config.likelihood == quantized.LIKELIHOOD else ds
 
 
+def save_test_log_likelihoods(out, log_likelihoods, k: int, seed: int):
+    """Write the per-image test log-likelihood estimates [N] of the final evaluation (k samples, seed)."""
+    checkpoints.save_arrays(Path(out) / TEST_LL_FILE, {"log_likelihood": np.asarray(log_likelihoods, np.float64),
+                                                       "k": np.asarray(k, np.int64), "seed": np.asarray(seed, np.int64)})
+
+
 def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, progress: bool = True) -> dict:
     """Final evaluation of the selected weights; writes weights.npz and metrics.json.
 
@@ -350,6 +359,7 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
                                              description=f"validation log p(x), k={config.final_k}")
     units = evaluation.active_units(weights, model, ds.test, seed=config.seed + EVAL_SEED_OFFSETS["active_units"])
     checkpoints.save_arrays(out / WEIGHTS_FILE, weights)
+    save_test_log_likelihoods(out, test_ll, config.final_k, config.seed + EVAL_SEED_OFFSETS["test"])
     metrics = {
         "finished": True,
         "config": config.to_dict(),

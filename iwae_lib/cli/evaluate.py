@@ -12,7 +12,7 @@ import numpy as np
 from iwae_lib import models
 from iwae_lib.cli.common import EXIT_FAILURE, UsageError, check_writable, read_json
 from iwae_lib.config import TrainConfig
-from iwae_lib.training import CONFIG_FILE, EVAL_SEED_OFFSETS, WEIGHTS_FILE
+from iwae_lib.training import CONFIG_FILE, EVAL_SEED_OFFSETS, METRICS_FILE, WEIGHTS_FILE
 
 
 def locate_run(path) -> tuple:
@@ -80,6 +80,9 @@ def run_evaluate(args) -> int:
         raise UsageError(f"--size must be >= 1, got {args.size}")
     weights, model, train_config, weights_path = load_run(args.path)
     seed = args.seed if args.seed is not None else train_config.seed + EVAL_SEED_OFFSETS[args.split]
+    if args.record_per_image:
+        args.size = train_config.final_test_size if args.size is None else args.size
+        check_per_image_request(args, train_config, weights_path.parent)
     if args.json:
         check_writable(Path(args.json).resolve().parent)
     from iwae_lib import data
@@ -114,6 +117,40 @@ def run_evaluate(args) -> int:
         from iwae_lib import checkpoints
 
         checkpoints.save_json(args.json, result)
+    if args.record_per_image:
+        return record_per_image(ll, args.k, seed, weights_path.parent)
+    return 0
+
+
+# The per-image record must reproduce the recorded mean: the same weights, images, k and seed
+# give the same estimates up to float32 summation order.
+PER_IMAGE_MEAN_TOLERANCE = 1e-3
+
+
+def check_per_image_request(args, train_config: TrainConfig, run_dir: Path):
+    """--record-per-image writes the final test evaluation again: refuse any other evaluation."""
+    wanted = {"--split": (args.split, "test"), "--k": (args.k, train_config.final_k),
+              "--size": (args.size, train_config.final_test_size), "--seed": (args.seed, None),
+              "--numpy": (args.numpy, False)}
+    wrong = [f"{flag} {got}" for flag, (got, expected) in wanted.items() if got != expected]
+    if wrong:
+        raise UsageError(f"--record-per-image repeats the run's final test evaluation (k={train_config.final_k}, "
+                         f"its test images and seed, TensorFlow); drop {', '.join(wrong)}")
+    if not (run_dir / METRICS_FILE).is_file():
+        raise UsageError(f"{run_dir} has no {METRICS_FILE} to check the per-image estimates against")
+
+
+def record_per_image(ll, k: int, seed: int, run_dir: Path) -> int:
+    """Write ``test_log_likelihoods.npz`` if ``ll`` [N] reproduces the recorded mean."""
+    from iwae_lib import training
+
+    recorded = read_json(run_dir / METRICS_FILE, "metrics")["test_log_likelihood"]
+    if abs(float(np.mean(ll)) - recorded) > PER_IMAGE_MEAN_TOLERANCE:
+        print(f"error: these estimates (mean {np.mean(ll):.5f}) do not reproduce the recorded test log-likelihood "
+              f"{recorded:.5f} of {run_dir}; {training.TEST_LL_FILE} was not written", file=sys.stderr)
+        return EXIT_FAILURE
+    training.save_test_log_likelihoods(run_dir, ll, k, seed)
+    print(f"per-image estimates written to {run_dir / training.TEST_LL_FILE}")
     return 0
 
 
@@ -132,4 +169,7 @@ def add_parser(commands):
     evaluate.add_argument("--numpy", action="store_true", help="use the NumPy reference evaluator")
     evaluate.add_argument("--json", metavar="OUT.json", help="also write the result as JSON")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.add_argument("--record-per-image", action="store_true",
+                          help="repeat the run's final test evaluation and, if it reproduces the recorded mean, "
+                               "write the per-image estimates to test_log_likelihoods.npz in the run directory")
     evaluate.set_defaults(handler=run_evaluate)

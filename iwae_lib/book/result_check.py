@@ -1,0 +1,163 @@
+"""Check a recorded run's test log-likelihood with the float64 NumPy reference, cheaply.
+
+A finished run records the mean over its N test images of the estimates
+L_K(x) = log (1/K) sum_j w_j (K = final_k, usually 5000 samples). Recomputing that is
+minutes of CPU; this module recomputes it on a random subset of n test images with k < K
+samples each, from ``weights.npz`` alone (:mod:`iwae_lib.numpy_reference`), and compares.
+
+Fewer samples, corrected. E[L_k] = log p(x) - c/k + O(1/k^2) (delta method; c is half the
+relative variance of the weights). With L_{k/2} the mean of the estimates from the two
+halves of the k samples, L_k - L_{k/2} estimates c/k, so
+
+    L*(x) = L_k + (L_k - L_{k/2}) (1 - k/K)           (L* = L_k when k = K)
+
+estimates E[L_K(x)] up to O(1/k^2).
+
+Two comparisons, each with its standard error from the sample variance:
+
+* per image, when the run wrote ``test_log_likelihoods.npz`` (training does; the evaluate
+  command's ``--record-per-image`` writes it for older runs): d_i = L*(x_i) - L_K(x_i)
+  for the n images has mean 0 (both estimate E[L_K(x_i)]), se = sd(d) / sqrt(n);
+* mean only: the recorded mean is over all N images, and log p(x) varies across images by
+  tens of nats, so the subset's mean alone would say little. A control variate removes
+  that spread: e(x) = L_2(x), two samples, for all N images (cheap), and
+
+      M* = mean over all N of e  +  mean over the subset of g,   g = L* - e,
+
+  estimates the mean of E[L_K] over all N images (unbiased for a random subset). g varies
+  little across images (the gap between two bounds), se = sd(g) / sqrt(n); this also
+  covers the Monte Carlo noise of the first term (at most var(g) / N).
+
+The check passes when |difference| <= Z * se, Z = 4: under a normal approximation a correct
+record fails about once in 16000 checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy.special import logsumexp
+
+from iwae_lib import checkpoints, numpy_reference
+
+Z = 4.0
+PER_IMAGE_FILE = "test_log_likelihoods.npz"  # = iwae_lib.training.TEST_LL_FILE
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """mode: "per image" or "mean"; n images, k samples here, K recorded; difference:
+    ours - recorded (nats); stderr: its standard error; passed: |difference| <= Z * stderr."""
+
+    run: str
+    mode: str
+    n: int
+    k: int
+    recorded_k: int
+    difference: float
+    stderr: float
+    recorded_mean: float
+
+    @property
+    def passed(self) -> bool:
+        return abs(self.difference) <= Z * self.stderr
+
+    @property
+    def message(self) -> str:
+        verdict = "agrees with" if self.passed else "DISAGREES with"
+        return (f"{self.run}: the NumPy reference ({self.n} test images, k={self.k}, corrected to k={self.recorded_k}) "
+                f"{verdict} the recorded test log-likelihood {self.recorded_mean:.3f} ({self.mode} comparison): "
+                f"difference {self.difference:+.3f} nats, standard error {self.stderr:.3f}, "
+                f"tolerance {Z:g} x s.e. = {Z * self.stderr:.3f}")
+
+
+def corrected_estimates(log_w: np.ndarray, recorded_k: int) -> np.ndarray:
+    """L* of the module docstring from log-weights [k, n] (k even): [n] float64."""
+    log_w = np.asarray(log_w, np.float64)
+    k = log_w.shape[0]
+    if k % 2 or k < 2:
+        raise ValueError(f"need an even number of samples >= 2, got {k}")
+    full = logsumexp(log_w, axis=0) - math.log(k)
+    if k >= recorded_k:
+        return full
+    halves = logsumexp(log_w.reshape(2, k // 2, -1), axis=1) - math.log(k // 2)  # [2, n]
+    return full + (full - halves.mean(axis=0)) * (1.0 - k / recorded_k)
+
+
+def reference_log_weights(weights: dict, model: dict, x, k: int, seed: int, chunk: int = 50) -> np.ndarray:
+    """[k, n] float64 log-weights of the images x [n, x_size] from the NumPy reference."""
+    rng = np.random.default_rng(seed)
+    parts = [numpy_reference.log_weights_np(weights, model, x, min(chunk, k - done), rng)
+             for done in range(0, k, chunk)]
+    return np.concatenate(parts, axis=0)
+
+
+def test_images(config) -> np.ndarray:
+    """The test images of a run's final evaluation (as the model sees them), [N, x_size]."""
+    from iwae_lib import data, training
+
+    ds = data.load_dataset(config.dataset, config.validation_size, config.seed)
+    if hasattr(training, "prepare_data"):  # 8-bit models see pixel levels
+        ds = training.prepare_data(config, ds)
+    x = ds.test if config.final_test_size is None else ds.test[: config.final_test_size]
+    return np.asarray(x, np.float64)
+
+
+def check_run(run_dir, n_images: int = 200, k: int = 250, seed: int = 0, images=None) -> CheckResult:
+    """Compare a finished run's recorded test log-likelihood with the NumPy reference.
+
+    Args:
+        run_dir: a folder with metrics.json and weights.npz (and, if written,
+            test_log_likelihoods.npz).
+        n_images: test images in the random subset; k: samples per image (even).
+        seed: chooses the subset and the samples.
+        images: the run's test images [N, x_size] (default: loaded as the run did).
+    """
+    from iwae_lib.config import TrainConfig
+
+    run_dir = Path(run_dir)
+    metrics = checkpoints.load_json(run_dir / "metrics.json")
+    config = TrainConfig.from_dict(metrics["config"])
+    model = metrics.get("model") or config.model_config().to_dict()
+    x_all = test_images(config) if images is None else np.asarray(images, np.float64)
+    recorded_k, total = int(metrics["final_k"]), int(metrics["test_images"])
+    if len(x_all) != total:
+        raise ValueError(f"{run_dir}: {len(x_all)} test images here, {total} in the record")
+    rng = np.random.default_rng([seed, 1])
+    subset = np.sort(rng.choice(total, size=min(n_images, total), replace=False))
+    weights = numpy_reference.load_weights(run_dir / "weights.npz")
+    ours = corrected_estimates(reference_log_weights(weights, model, x_all[subset], k, seed), recorded_k)
+    n, mean = len(subset), float(metrics["test_log_likelihood"])
+    per_image_path = run_dir / PER_IMAGE_FILE
+    if per_image_path.is_file():
+        recorded = checkpoints.load_arrays(per_image_path)["log_likelihood"]
+        if len(recorded) != total or abs(float(np.mean(recorded)) - mean) > 1e-3:
+            raise ValueError(f"{per_image_path} does not belong to the record in metrics.json "
+                             f"({len(recorded)} images, mean {np.mean(recorded):.4f} vs {total}, {mean:.4f})")
+        d = ours - recorded[subset]
+        return CheckResult(run_dir.name, "per image", n, k, recorded_k, float(d.mean()),
+                           float(d.std(ddof=1) / math.sqrt(n)), mean)
+    control = control_variate(weights, model, x_all, seed)
+    g = ours - control[subset]
+    estimate = float(control.mean() + g.mean())
+    return CheckResult(run_dir.name, "mean", n, k, recorded_k, estimate - mean,
+                       float(g.std(ddof=1) / math.sqrt(n)), mean)
+
+
+def control_variate(weights: dict, model: dict, x, seed: int, batch: int = 500) -> np.ndarray:
+    """L_2(x) = log of the mean of 2 importance weights, for every image of x [N, x_size]: [N]."""
+    rng = np.random.default_rng([seed, 2])
+    parts = [logsumexp(numpy_reference.log_weights_np(weights, model, x[start:start + batch], 2, rng), axis=0)
+             for start in range(0, len(x), batch)]
+    return np.concatenate(parts) - math.log(2)
+
+
+def finished_runs(results_dir) -> list:
+    """Run folders under ``results_dir`` (one level, and snapshot segments one deeper) that
+    hold metrics.json and weights.npz, sorted."""
+    root = Path(results_dir)
+    found = [p.parent for p in root.glob("*/metrics.json")] + [p.parent for p in root.glob("*/*/metrics.json")]
+    return sorted(p for p in found if (p / "weights.npz").is_file())

@@ -1,0 +1,110 @@
+"""Published results are checkable: every finished run in results/ is recomputed on a random
+subset of its test images with the float64 NumPy reference (fewer samples, corrected to the
+recorded k), and must agree with its record within the Monte Carlo error; see
+iwae_lib/book/result_check.py for the estimator and the tolerance."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iwae_lib import checkpoints, cli, data, training
+from iwae_lib.book import result_check
+from iwae_lib.config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDED = result_check.finished_runs(REPO / "results")
+# CI cost per run: 50k image-samples of the NumPy reference, and 20k more (two per test image)
+# when the run has no per-image record: a few seconds.
+N_IMAGES, K = 200, 250
+
+
+@pytest.mark.parametrize("run_dir", RECORDED, ids=[str(p.relative_to(REPO / "results")) for p in RECORDED])
+def test_recorded_test_log_likelihood(run_dir, real_data_dir):
+    result = result_check.check_run(run_dir, N_IMAGES, K)
+    print(result.message)
+    assert result.passed, result.message
+    # a meaningful check: the tolerance (4 s.e.) is far below the spread of log p(x) across images
+    # (about 25 nats); measured: s.e. 0.30 for mnist_1l_iwae_k5 by the mean comparison
+    assert result.stderr < 0.5, result.message
+
+
+def test_the_correction_to_more_samples_on_known_weights():
+    """Log-normal weights, log w ~ N(0, 1.5^2): L*, from k=100 samples, matches the mean of
+    L_1000 computed directly, within their Monte Carlo errors; uncorrected L_100 does not."""
+    rng = np.random.default_rng(0)
+    small = rng.normal(0.0, 1.5, size=(100, 10000))
+    direct = np.concatenate([result_check.corrected_estimates(rng.normal(0.0, 1.5, size=(1000, 500)), 1000)
+                             for _ in range(6)])
+    corrected = result_check.corrected_estimates(small, 1000)
+    plain = result_check.corrected_estimates(small, 100)
+    se = math.sqrt(corrected.var() / len(corrected) + direct.var() / len(direct))
+    assert abs(corrected.mean() - direct.mean()) < 4 * se
+    assert plain.mean() < direct.mean() - 4 * se  # the bias that the correction removes (about 0.03 nats)
+    assert plain == pytest.approx(np.log(np.mean(np.exp(small), axis=0)))  # k = K: the plain estimate
+
+
+@pytest.fixture(scope="module")
+def tiny_run(real_data_dir, tmp_path_factory):
+    """A finished tiny run (per-image record written by training), and its test images."""
+    ds = data.load_dataset("mnist")
+    config = TrainConfig(train_size=400, schedule="constant", epochs=2, k=5, steps_per_call=10, eval_every=0,
+                         final_k=400, final_test_size=120, final_train_size=20, seed=3)
+    out = tmp_path_factory.mktemp("checked_run")
+    training.train(config, out, progress=False, dataset=ds)
+    return out, ds.test[:120]
+
+
+def copy_run(src: Path, dst: Path, per_image=True, shift_mean=0.0, shift_images=0.0):
+    dst.mkdir()
+    for name in ("config.json", "weights.npz"):
+        (dst / name).write_bytes((src / name).read_bytes())
+    metrics = json.loads((src / "metrics.json").read_text())
+    metrics["test_log_likelihood"] += shift_mean
+    (dst / "metrics.json").write_text(json.dumps(metrics))
+    if per_image:
+        arrays = checkpoints.load_arrays(src / training.TEST_LL_FILE)
+        arrays["log_likelihood"] = arrays["log_likelihood"] + shift_images
+        checkpoints.save_arrays(dst / training.TEST_LL_FILE, arrays)
+    return dst
+
+
+def test_training_records_per_image_estimates(tiny_run):
+    out, _ = tiny_run
+    arrays = checkpoints.load_arrays(out / training.TEST_LL_FILE)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert arrays["log_likelihood"].shape == (120,) and int(arrays["k"]) == 400
+    assert float(np.mean(arrays["log_likelihood"])) == pytest.approx(metrics["test_log_likelihood"], abs=1e-9)
+
+
+def test_the_check_passes_a_true_record_and_catches_a_shifted_one(tiny_run, tmp_path):
+    out, images = tiny_run
+    checks = {}
+    for label, options in {"true": {}, "mean only": {"per_image": False},
+                           "shifted images": {"shift_mean": 3.0, "shift_images": 3.0},
+                           "shifted mean only": {"per_image": False, "shift_mean": 30.0}}.items():
+        run = copy_run(out, tmp_path / label.replace(" ", "_"), **options)
+        checks[label] = result_check.check_run(run, n_images=60, k=100, images=images)
+    assert checks["true"].mode == "per image" and checks["true"].passed, checks["true"].message
+    assert checks["mean only"].mode == "mean" and checks["mean only"].passed, checks["mean only"].message
+    assert checks["true"].stderr < checks["mean only"].stderr  # the per-image check is the tighter
+    # an untrained tiny model's weights vary wildly, hence a shift of a few nats here
+    assert 4 * checks["true"].stderr < 3.0 and not checks["shifted images"].passed
+    assert 4 * checks["mean only"].stderr < 30.0 and not checks["shifted mean only"].passed
+
+
+def test_evaluate_writes_per_image_estimates_only_for_the_final_evaluation(tiny_run, tmp_path, capsys):
+    out, _ = tiny_run
+    run = copy_run(out, tmp_path / "old_run", per_image=False)
+    assert cli.main(["evaluate", str(run), "--k", "50", "--record-per-image", "--no-progress"]) == 2
+    assert "drop --k 50" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(run), "--k", "400", "--size", "100", "--record-per-image", "--no-progress"]) == 2
+    assert cli.main(["evaluate", str(run), "--k", "400", "--record-per-image", "--no-progress"]) == 0
+    written = checkpoints.load_arrays(run / training.TEST_LL_FILE)["log_likelihood"]
+    original = checkpoints.load_arrays(out / training.TEST_LL_FILE)["log_likelihood"]
+    assert np.allclose(written, original, atol=1e-3)
+    tampered = copy_run(out, tmp_path / "tampered", per_image=False, shift_mean=1.0)
+    assert cli.main(["evaluate", str(tampered), "--k", "400", "--record-per-image", "--no-progress"]) == 1
+    assert not (tampered / training.TEST_LL_FILE).exists()
