@@ -345,6 +345,7 @@ def sample_prior(params, config: ModelConfig, n: int, seed):
 
     Returns (pixel probabilities [n, x_size], list of latent samples h_L..h_1).
     """
+    _check_bernoulli(config, "sample_prior")
     h = tf.random.stateless_normal([n, config.latent_sizes[-1]], seed=seed)
     latents = [h]
     for i in range(config.n_stochastic, 1, -1):
@@ -353,8 +354,15 @@ def sample_prior(params, config: ModelConfig, n: int, seed):
     return tf.sigmoid(decoder_layer(params, config, 1, h).logits), latents
 
 
+def _check_bernoulli(config: ModelConfig, what: str):
+    if config.likelihood != "bernoulli":
+        raise ValueError(f"{what} gives Bernoulli pixel probabilities; for the {config.likelihood} (8-bit) model "
+                         "use iwae_lib.quantized.sample_images")
+
+
 def reconstruct(params, config: ModelConfig, x):
     """Pixel probabilities [B, x_size] decoded from the means of q, layer by layer."""
+    _check_bernoulli(config, "reconstruct")
     h = tf.convert_to_tensor(x, tf.float32)
     for i in range(1, config.n_stochastic + 1):
         h, _ = encoder_layer(params, config, i, h)

@@ -158,3 +158,12 @@ def test_the_library_estimators_and_evaluation_take_the_8bit_model():
     log_w, _ = models.log_weights(params, model, levels, 6,
                                   tf.random.experimental.stateless_fold_in(tf.constant([0, 0], tf.int64), 0))
     np.testing.assert_allclose(estimate, (tf.reduce_logsumexp(log_w, 0) - math.log(6)).numpy(), rtol=1e-6)
+
+
+def test_bernoulli_only_helpers_refuse_the_8bit_model():
+    model = quantized.as_model(SMALL)
+    params = quantized.init_params(SMALL)
+    with pytest.raises(ValueError, match="quantized.sample_images"):
+        models.sample_prior(params, model, 2, np.array([0, 0]))
+    with pytest.raises(ValueError, match="quantized.sample_images"):
+        models.reconstruct(params, model, np.zeros((1, 7), np.float32))
