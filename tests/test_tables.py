@@ -45,6 +45,13 @@ def test_rows_cover_the_books_cells_with_the_papers_numbers(tmp_path):
         assert row["state"] == "missing" and row["our NLL"] == "not yet recorded"
 
 
+def test_the_table_follows_the_books_list_of_runs():
+    runs = ["mnist_1l_iwae_k50", "binarized_mnist_2l_vae_k1", "omniglot_1l_iwae_k5", "mnist_1l_iwae_k5_valid",
+            "mnist_3l_iwae_k5"]
+    assert tables.cells(runs) == [("mnist", 1, "iwae", 50), ("omniglot", 1, "iwae", 5), ("binarized_mnist", 2, "vae", 1)]
+    assert tables.cells([]) == []
+
+
 def test_finished_and_unfinished_runs(tmp_path):
     record(tmp_path, "mnist_2l_iwae_k5", train_config(n_stochastic=2), METRICS)
     record(tmp_path, "mnist_1l_vae_k50", train_config(objective="vae", k=50))  # no metrics.json: unfinished

@@ -29,18 +29,26 @@ README_END = "<!-- end of results table -->"
 BOOK_TABLE = Path("book") / "_generated" / "results.md"
 NOT_RECORDED = "not yet recorded"
 
-#: The paper's blocks the book's chapters reproduce: (data set, stochastic layers, values of k).
-#: Table 1's MNIST blocks (chapters 1 and 7) and Appendix D's one-layer k=5 models (chapter 3).
-BOOK_CELLS = (("mnist", 1, paper.KS), ("mnist", 2, paper.KS), ("binarized_mnist", 1, (5,)))
-
 _DATA_NAMES = {"mnist": "MNIST, dynamic binarization", "omniglot": "Omniglot",
                "binarized_mnist": "MNIST, fixed binarization"}
 
 
-def cells() -> list:
-    """(data set, layers, objective, k) of every paper cell in the tables, in table order."""
-    return [(dataset, layers, objective, k) for dataset, layers, ks in BOOK_CELLS
-            for objective in paper.OBJECTIVES for k in ks]
+def cells(runs=None) -> list:
+    """(data set, layers, objective, k) of every cell of Table 1 and Appendix D that the book
+    reproduces, in table order (Table 1's data sets, then Appendix D; 1 then 2 layers; VAE then
+    IWAE; k ascending).
+
+    runs: the names of the book's runs (default: the book's list, :func:`iwae_lib.book.catalog.book_runs`);
+    a cell is in the table when a run of the name :func:`paper.run_name` gives it is among them.
+    """
+    if runs is None:
+        from iwae_lib.book import catalog
+
+        runs = catalog.book_runs()
+    names = set(runs)
+    return [(dataset, layers, objective, k) for dataset in paper.TABLES for layers in (1, 2)
+            for objective in paper.OBJECTIVES for k in paper.KS
+            if paper.run_name(dataset, layers, objective, k) in names]
 
 
 def _read_json(path: Path):
