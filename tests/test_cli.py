@@ -86,6 +86,20 @@ def test_paper_schedule_without_epochs_means_3280_epochs(tmp_path):
     assert config.epochs is None and config.total_epochs() == 3280
 
 
+def test_a_recipe_sets_the_optimisation_and_flags_override_it(tmp_path):
+    from iwae_lib import recipes
+
+    fast = parse_train(["--out", str(tmp_path), "--recipe", "fast", "--k", "50"])
+    assert fast == recipes.recipe_config("fast", k=50)
+    assert (fast.schedule, fast.epochs, fast.k) == ("linear_decay", 328, 50)
+    assert recipes.matching_recipe(fast) == "fast"
+    assert parse_train(["--out", str(tmp_path), "--recipe", "paper"]).total_epochs() == 3280
+    scaled = parse_train(["--out", str(tmp_path), "--recipe", "scaled", "--epochs", "100"])
+    assert (scaled.schedule, scaled.epochs) == ("scaled", 100) and recipes.matching_recipe(scaled) is None
+    with pytest.raises(ValueError, match="unknown recipe 'quick'"):
+        recipes.recipe_options("quick")
+
+
 def test_config_file_then_flags(tmp_path):
     flat = tmp_path / "options.json"
     flat.write_text(json.dumps({"k": 50, "objective": "vae", "epochs": 24}))

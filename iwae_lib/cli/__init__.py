@@ -10,7 +10,7 @@
 ``train`` has one flag per field of :class:`iwae_lib.config.TrainConfig`, generated from
 the dataclass so the two never drift apart. Options are resolved in this order, later
 ones winning: the dataclass defaults, the stored config of the run (with ``--resume``),
-``--config FILE.json``, the flags given. The configuration is validated before any data
+``--recipe NAME`` (iwae_lib/recipes.py), ``--config FILE.json``, the flags given. The configuration is validated before any data
 is read, and every problem a person can fix ends as one ``error: ...`` line.
 
 Exit status: 0 success, 1 a failure while running (missing data, diverged training,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from iwae_lib.cli.common import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, check_writable,
                                  checkpoint_position, read_json)
+from iwae_lib import recipes
 from iwae_lib.cli.flags import add_config_flags
 from iwae_lib.config import TrainConfig, config_differences
 from iwae_lib.training import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
@@ -47,6 +48,11 @@ def build_train_config(args) -> TrainConfig:
     stored_path = Path(args.out) / CONFIG_FILE
     if args.resume and stored_path.is_file():
         options.update(read_json(stored_path, "run configuration").get("train", {}))
+    if getattr(args, "recipe", None):
+        try:
+            options.update(recipes.recipe_options(args.recipe))
+        except ValueError as err:
+            raise UsageError(str(err)) from err
     if args.config:
         options.update(train_options_from_file(args.config))
     options.update(explicit)
@@ -112,6 +118,9 @@ def add_parser(commands):
     train.add_argument("--out", required=True, metavar="DIR", help="run directory (created if needed)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last checkpoint (its stored options are the defaults)")
+    train.add_argument("--recipe", choices=sorted(recipes.RECIPES),
+                       help="start from a named training recipe (iwae_lib/recipes.py: schedule, learning rate, "
+                            "batch, Adam, weight average, epochs); --config and flags override it")
     train.add_argument("--config", metavar="FILE.json",
                        help="read options from a JSON file (a run's config.json or a flat dict); flags override it")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
