@@ -1,7 +1,9 @@
 """The website: build the Jupyter Book in the smoke profile, then look at it in a browser.
 
-SLOW (minutes): the build executes every chapter's notebook in the smoke profile, unless
-``_build/.jupyter_cache`` already holds an execution of the same code. The browser check
+SLOW (minutes): the build (``python -m iwae_lib.book.build --profile smoke``, as
+``IWAE_SMOKE=1 bash scripts/build_book.sh`` runs it) executes every chapter's notebook in the
+smoke profile into ``_build/smoke/``, unless its cache already holds an execution of the same
+code with the same library. The browser check
 needs Debian's ``chromium`` (``apt-get install -y chromium``) and is skipped without it, except
 when ``IWAE_REQUIRE_BROWSER=1`` (set by CI), where a missing browser fails the test.
 """
@@ -24,7 +26,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "_build"
-HTML = BUILD / "html"
+HTML = BUILD / "smoke" / "html"
 SCREENSHOTS = BUILD / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 BUILD_TIMEOUT = 1800
@@ -59,9 +61,7 @@ def built_book():
     """Build the book once for this module; returns the html folder."""
     if not os.environ.get("IWAE_DATA_DIR") or not Path(os.environ["IWAE_DATA_DIR"]).is_dir():
         pytest.skip("no data folder: set IWAE_DATA_DIR to the folder holding the MNIST files")
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", "-W", "-n", "--keep-going",
-               str(REPO)]
+    command = [sys.executable, "-m", "iwae_lib.book.build", "--profile", "smoke", str(REPO)]
     result = subprocess.run(command, cwd=REPO, env=book_env(), capture_output=True, text=True,
                             timeout=BUILD_TIMEOUT)
     log = result.stdout[-6000:] + result.stderr[-6000:]
