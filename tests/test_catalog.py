@@ -178,3 +178,20 @@ def test_the_runs_command(tmp_path, monkeypatch, capsys):
     table = capsys.readouterr().out
     assert f"0 of {len(commands)} runs recorded" in table and "estimates: " in table
     assert cli.main(["record", "no_such_run"]) == 2
+
+
+def test_record_trains_a_snapshot_chain_into_the_results_folder(real_data_dir, tmp_path, monkeypatch, capsys):
+    tiny = TrainConfig(train_size=100, schedule="constant", epochs=2, k=2, eval_every=0, final_k=10,
+                       final_test_size=20, final_train_size=20, steps_per_call=5)
+    runs = {"chain": catalog.BookRun("chain", tiny, (5,), kind="snapshots", snapshot_epochs=(1, 2))}
+    monkeypatch.setattr(catalog, "book_runs", lambda: runs)
+    monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
+    assert cli.main(["runs", "--missing-commands"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["python -m iwae_lib record chain"]
+    assert cli.main(["record", "chain", "--no-progress"]) == 0
+    for epochs in (1, 2):
+        metrics = json.loads((tmp_path / "chain" / f"epoch_000{epochs}" / "metrics.json").read_text())
+        assert metrics["epochs_completed"] == epochs
+    capsys.readouterr()
+    assert cli.main(["runs", "--check"]) == 0
+    assert "all 1 runs of the book are recorded" in capsys.readouterr().out
