@@ -33,6 +33,16 @@ _DATA_NAMES = {"mnist": "MNIST, dynamic binarization", "omniglot": "Omniglot",
                "binarized_mnist": "MNIST, fixed binarization"}
 
 
+# The training recipes a paper cell may be recorded with: (label, suffix of the run's name).
+RECIPES = (("scaled paper stages", ""), ("fast", "_fast"))
+
+
+def _book_run_names() -> set:
+    from iwae_lib.book import catalog
+
+    return set(catalog.book_runs())
+
+
 def cells(runs=None) -> list:
     """(data set, layers, objective, k) of every cell of Table 1 and Appendix D that the book
     reproduces, in table order (Table 1's data sets, then Appendix D; 1 then 2 layers; VAE then
@@ -65,13 +75,13 @@ def _check_config(folder: Path, dataset: str, layers: int, objective: str, k: in
         raise ValueError(f"{folder}: its name says {wanted}, but config.json has {wrong}")
 
 
-def run_status(results: Path, dataset: str, layers: int, objective: str, k: int) -> dict:
-    """What ``results/`` holds for one paper cell.
+def run_status(results: Path, dataset: str, layers: int, objective: str, k: int, suffix: str = "") -> dict:
+    """What ``results/`` holds for one paper cell, trained with the recipe of ``suffix``.
 
     Returns ``{"name", "state"}`` with state "finished" (plus ``metrics``), "unfinished"
     (a run folder without ``metrics.json``) or "missing".
     """
-    name = paper.run_name(dataset, layers, objective, k)
+    name = paper.run_name(dataset, layers, objective, k) + suffix
     folder = Path(results) / name
     if not (folder / "config.json").is_file():
         return {"name": name, "state": "missing"}
@@ -90,15 +100,20 @@ def _hours(seconds: float) -> str:
 
 
 def rows(results: Path | None = None) -> list:
-    """One dict of table cells (strings) per paper cell of :func:`cells`."""
+    """One dict of table cells (strings) per paper cell of :func:`cells` and recipe of
+    :data:`RECIPES` that the book's list of runs holds."""
     results = REPO / "results" if results is None else Path(results)
+    names = _book_run_names()
     table = []
-    for dataset, layers, objective, k in cells():
-        status = run_status(results, dataset, layers, objective, k)
+    for (dataset, layers, objective, k), (recipe, suffix) in [(c, r) for c in cells() for r in RECIPES]:
+        if paper.run_name(dataset, layers, objective, k) + suffix not in names:
+            continue
+        status = run_status(results, dataset, layers, objective, k, suffix)
         row = {
             "paper's table": paper.TABLE_NAMES[dataset],
             "data": _DATA_NAMES[dataset],
             "model": f"{objective.upper()}, k={k}, {layers} stochastic layer{'s' if layers > 1 else ''}",
+            "recipe": recipe,
             "paper NLL": f"{paper.test_nll(dataset, layers, objective, k):.2f}",
             "paper units": _units(paper.active_units(dataset, layers, objective, k)),
             "name": status["name"],
@@ -125,16 +140,16 @@ def markdown_table(results: Path | None = None, link=None) -> str:
 
     ``link(name)``: the address a run's name links to, or None for no links.
     """
-    header = ("| paper's table | data | model | paper: test NLL | paper: active units "
+    header = ("| paper's table | data | model | paper: test NLL | paper: active units | our recipe "
               f"| ours: test NLL (± s.e.) | ours: active units | our epochs (paper: {paper.EPOCHS}) "
               "| training time | run |")
-    lines = [header, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [header, "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
     for row in rows(results):
         run = f"`{row['name']}`"
         if link is not None and row["state"] != "missing":
             run = f"[{run}]({link(row['name'])})"
         cells_ = [row["paper's table"], row["data"], row["model"], row["paper NLL"], row["paper units"],
-                  row["our NLL"], row["our units"], row["epochs"], row["time"], run]
+                  row["recipe"], row["our NLL"], row["our units"], row["epochs"], row["time"], run]
         lines.append("| " + " | ".join(cells_) + " |")
     return "\n".join(lines)
 
