@@ -195,3 +195,18 @@ def test_record_trains_a_snapshot_chain_into_the_results_folder(real_data_dir, t
     capsys.readouterr()
     assert cli.main(["runs", "--check"]) == 0
     assert "all 1 runs of the book are recorded" in capsys.readouterr().out
+
+
+def test_a_notebook_says_how_long_training_a_missing_run_takes(tmp_path, monkeypatch):
+    from iwae_lib import book
+
+    monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path / "results"))
+    config = catalog.config("mnist_1l_vae_k50")
+    text = book.training_notice("mnist_1l_vae_k50", config, tmp_path / "runs" / "mnist_1l_vae_k50")
+    costs = estimates.cost_model(tmp_path / "results", BENCHMARK)
+    hours = estimates.format_hours(estimates.run_seconds(config, costs))
+    assert f"about {hours} on this machine" in text and "benchmarks/results.json" in text
+    assert text.endswith(run_status.train_command("mnist_1l_vae_k50", config))
+    fake_unfinished(tmp_path / "results" / "mnist_1l_vae_k50", config, epochs=100, seconds_per_epoch=10.0)
+    resumed = book.training_notice("mnist_1l_vae_k50", config, tmp_path / "results" / "mnist_1l_vae_k50")
+    assert "from epoch 100" in resumed and resumed.endswith("--resume")
