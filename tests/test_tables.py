@@ -73,7 +73,7 @@ def test_finished_and_unfinished_runs(tmp_path):
                     "| scaled paper stages | 86.12 ± 0.20 | 21+4 | 288 | 1.5 h | [`mnist_2l_iwae_k5`](results/mnist_2l_iwae_k5) |")
     missing = next(l for l in text.splitlines() if "mnist_1l_iwae_k50" in l)
     assert missing.endswith("| not yet recorded |  |  |  | `mnist_1l_iwae_k50` |")  # no link to a missing folder
-    assert tables.summary(tmp_path).startswith("1 of the 14 runs below is recorded; 1 more is unfinished")
+    assert tables.summary(tmp_path).startswith("1 of the 17 runs below is recorded; 1 more is unfinished")
 
 
 def test_a_run_whose_config_does_not_match_its_name_is_refused(tmp_path):
