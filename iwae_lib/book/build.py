@@ -5,9 +5,9 @@
 Each profile has its own folder, ``_build/<profile>/``: ``html/`` (the site), ``.doctrees/``
 and ``jupyter_cache/<key>/`` (executed notebooks). The key is a hash of everything the
 outputs depend on besides a notebook's own code (which the cache already compares): the
-library ``iwae_lib/``, the recorded runs in ``results/`` (or ``IWAE_RESULTS_DIR``) and
-``requirements.txt``. A change to any of them starts a new cache, so every chapter runs
-again; the caches of older keys are deleted.
+library ``iwae_lib/``, ``requirements.txt`` and, in the full profile, the recorded runs in
+``results/`` (or ``IWAE_RESULTS_DIR``). A change to any of them starts a new cache, so every
+chapter runs again; the caches of older keys are deleted.
 
 The full profile first checks the book's list of runs (:mod:`iwae_lib.book.catalog`): if a
 run is not recorded, the build stops with the commands that record it, and nothing is
@@ -51,9 +51,11 @@ def output_dir(source: Path, profile: str) -> Path:
     return Path(source) / "_build" / profile
 
 
-def cache_key(source: Path) -> str:
-    repo = book.repo_root()
-    return tree_key([repo / "iwae_lib", book.results_dir(), Path(source) / "requirements.txt"])
+def cache_key(source: Path, profile: str) -> str:
+    """The key of a profile's notebook cache: the library and requirements, and for the full
+    profile the recorded runs (the smoke profile never reads them)."""
+    trees = [book.repo_root() / "iwae_lib", Path(source) / "requirements.txt"]
+    return tree_key(trees + ([book.results_dir()] if profile == "full" else []))
 
 
 def check_runs(runs: dict | None = None) -> str | None:
@@ -88,7 +90,7 @@ def build(source, profile: str | None = None, runs: dict | None = None) -> Path:
         if message:
             raise RuntimeError(message)
     out = output_dir(source, profile)
-    key = cache_key(source)
+    key = cache_key(source, profile)
     caches = out / "jupyter_cache"
     if caches.is_dir():
         for old in caches.iterdir():
