@@ -135,13 +135,20 @@ def chromium(tmp_path, *args, timeout=120):
     return result.stdout
 
 
-def test_chapter_one_renders_in_a_browser(server, built_book, tmp_path):
-    page = "notebooks/01_iwae_baseline.html"
+# Chapters opened in the browser: (page, screenshot name, at least this many formulas and figures).
+BROWSER_PAGES = [("notebooks/01_iwae_baseline.html", "chapter1", 5, 5),
+                 ("notebooks/03_static_binarization.html", "chapter3", 2, 3),
+                 ("notebooks/07_two_stochastic_layers.html", "chapter7", 5, 2),
+                 ("notebooks/10_reaching_faster.html", "chapter10", 5, 5)]
+
+
+@pytest.mark.parametrize("page, shot_name, min_formulas, min_figures", BROWSER_PAGES)
+def test_chapters_render_in_a_browser(server, built_book, tmp_path, page, shot_name, min_formulas, min_figures):
     _Recorder.requests.clear()
     dom = chromium(tmp_path, "--dump-dom", f"{server}/{page}")
 
     # formulas typeset by the locally served MathJax
-    assert len(re.findall(r"<mjx-container", dom)) >= 5, "MathJax did not typeset the formulas"
+    assert len(re.findall(r"<mjx-container", dom)) >= min_formulas, "MathJax did not typeset the formulas"
     assert "cdn.jsdelivr.net" not in (built_book / page).read_text(), "MathJax should not come from a CDN"
     served = dict(_Recorder.requests)
     assert served.get("/_static/mathjax/tex-mml-chtml.js") == 200
@@ -151,7 +158,7 @@ def test_chapter_one_renders_in_a_browser(server, built_book, tmp_path):
     parser = _Images()
     parser.feed((built_book / page).read_text())
     figures = [src for src in parser.sources if src.startswith("../_images/")]
-    assert len(figures) >= 5, f"expected the chapter's figures, found {parser.sources}"
+    assert len(figures) >= min_figures, f"expected the chapter's figures, found {parser.sources}"
     for src in figures:
         file = (built_book / page).parent / src
         assert file.is_file() and file.stat().st_size > 1000, f"{src} missing or empty"
@@ -164,8 +171,8 @@ def test_chapter_one_renders_in_a_browser(server, built_book, tmp_path):
 
     # a screenshot for people to look at
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shot = tmp_path / "chapter1.png"
+    shot = tmp_path / f"{shot_name}.png"
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars", f"{server}/{page}")
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, "screenshot missing or blank"
-    shutil.copy(shot, SCREENSHOTS / "chapter1.png")
+    shutil.copy(shot, SCREENSHOTS / f"{shot_name}.png")
