@@ -184,6 +184,11 @@ def prepare_run_dir(out_dir, config: TrainConfig) -> Path:
     return out
 
 
+def _as_arrays(variables: dict) -> dict:
+    """name -> NumPy array of a dict of tf.Variable."""
+    return {n: var.numpy() for n, var in variables.items()}
+
+
 def _heldout_bound(params, model, x, k, seed):
     """Mean k-sample bound over the images x [N, x_size] (a float)."""
     chunk = min(k, 1000)
@@ -238,12 +243,14 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
 
     def snapshot():
         """The weights that are evaluated and kept: the moving average when there is one."""
-        return {n: var.numpy() for n, var in (ema or params).items()}
+        return _as_arrays(ema or params)
+
+    def rate_at(progress):
+        return schedules.rate_at(config.schedule, rate, progress, len(rates), config.warmup_epochs)
 
     def checkpoint():
-        save_checkpoint(ckpt_path, {n: var.numpy() for n, var in params.items()}, {n: x.numpy() for n, x in m.items()},
-                        {n: x.numpy() for n, x in v.items()}, best, counters,
-                        {n: x.numpy() for n, x in ema.items()} if ema is not None else None)
+        save_checkpoint(ckpt_path, _as_arrays(params), _as_arrays(m), _as_arrays(v), best, counters,
+                        _as_arrays(ema) if ema is not None else None)
         checkpoints.save_json(out / PROGRESS_FILE, {"epochs_completed": counters["epoch"],
                                                       "total_epochs": len(rates), "history": counters["history"]})
 
@@ -258,8 +265,7 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
         while counters["step_in_epoch"] < n_batches:
             first = counters["step_in_epoch"]
             idx = order[first: first + config.steps_per_call]
-            progress_mid = epoch + (first + len(idx) / 2) / n_batches
-            step_rate = schedules.rate_at(config.schedule, rate, progress_mid, len(rates), config.warmup_epochs)
+            step_rate = rate_at(epoch + (first + len(idx) / 2) / n_batches)  # the middle of this call's steps
             mean_bound = float(train_chunk(train_x[idx], tf.constant(step_rate, tf.float32),
                                            tf.constant(counters["global_step"], tf.int64)))
             if not math.isfinite(mean_bound):
@@ -282,7 +288,7 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
         counters["train_seconds"] += elapsed
         counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
         entry = {"epoch": epoch + 1, "stage": stage,
-                 "learning_rate": schedules.rate_at(config.schedule, rate, epoch + 0.5, len(rates), config.warmup_epochs),
+                 "learning_rate": rate_at(epoch + 0.5),
                  "train_bound": counters["epoch_bound_sum"] / max(1, counters["epoch_steps"]),
                  "train_seconds": counters["train_seconds"]}
         evaluate_now = config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == len(rates))
