@@ -10,7 +10,7 @@
     (variant steps/s) / (fp32 steps/s of the same repeat);
   * the CPU model, whether it has AVX-512 BF16 / AMX instructions, and the load average.
 
-``threads``: intra-/inter-op thread settings, each in a child process (they cannot change
+``threads``: intra-/inter-op thread settings and oneDNN on/off, each in a child process (they cannot change
 inside one), the settings interleaved over repeats, steps/s ratios against TensorFlow's
 default.
 
@@ -40,7 +40,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = REPO / "benchmarks" / "precision.json"
-THREAD_SETTINGS = ((0, 0), (2, 1), (1, 1))  # (intra, inter); 0: TensorFlow's choice
+# (intra, inter, oneDNN); 0 threads: TensorFlow's choice; oneDNN 0 sets TF_ENABLE_ONEDNN_OPTS=0
+THREAD_SETTINGS = ((0, 0, 1), (2, 1, 1), (1, 1, 1), (2, 2, 1), (0, 0, 0))
 
 
 def cpu_info() -> dict:
@@ -181,29 +182,34 @@ def speed(args):
 
 def threads(args):
     """Thread settings, each in a child process, interleaved over repeats."""
+    from iwae_lib import runinfo
+
     results = {s: [] for s in THREAD_SETTINGS}
     started = load_now()
     for r in range(args.thread_repeats):
         order = THREAD_SETTINGS[r % len(THREAD_SETTINGS):] + THREAD_SETTINGS[: r % len(THREAD_SETTINGS)]
-        for intra, inter in order:
+        for intra, inter, onednn in order:
+            env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=str(onednn))
             out = subprocess.run([sys.executable, __file__, "thread-child", "--intra", str(intra), "--inter",
-                                  str(inter)], capture_output=True, text=True, check=True, cwd=REPO)
-            results[(intra, inter)].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                                  str(inter)], capture_output=True, text=True, check=True, cwd=REPO, env=env)
+            results[(intra, inter, onednn)].append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"threads: repeat {r + 1}/{args.thread_repeats} done", flush=True)
     rows = []
     for setting, runs in results.items():
-        row = {"intra_op": setting[0], "inter_op": setting[1], "actual": runs[0]["actual"]}
+        row = {"intra_op": setting[0], "inter_op": setting[1], "onednn": bool(setting[2]),
+               "actual": runs[0]["actual"]}
         for k in ("5", "50"):
-            ratio = [run["steps_per_s"][k] / base["steps_per_s"][k] for run, base in zip(runs, results[(0, 0)])]
+            ratio = [run["steps_per_s"][k] / base["steps_per_s"][k] for run, base in zip(runs, results[(0, 0, 1)])]
             row[f"k{k}_steps_per_s_median"] = float(np.median([run["steps_per_s"][k] for run in runs]))
             row[f"k{k}_ratio_to_default_median"] = float(np.median(ratio))
         rows.append(row)
-        print(f"threads intra={setting[0]} inter={setting[1]} (actual {row['actual']}): "
+        print(f"threads intra={setting[0]} inter={setting[1]} oneDNN={setting[2]} (actual {row['actual']}): "
               f"k=5 x{row['k5_ratio_to_default_median']:.2f}, k=50 x{row['k50_ratio_to_default_median']:.2f}")
     update_json(args.json, "threads", {
         "command": "python benchmarks/precision.py threads " + " ".join(sys.argv[2:]), "settings": rows,
         "repeats": args.thread_repeats, "load_at_start": started, "load_at_end": load_now(),
-        "note": "(0, 0) is TensorFlow's default; ratios are to it, within the same repeat; fp32, batch 20"})
+        "environment": runinfo.environment(), "cpu": cpu_info(),
+        "note": "(0, 0) with oneDNN is TensorFlow's default; ratios are to it, within the same repeat; fp32, batch 20"})
 
 
 def thread_child(args):

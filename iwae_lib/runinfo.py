@@ -31,6 +31,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# environment variables that change TensorFlow's kernels or threads, hence a run's speed
+SPEED_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
+def speed_settings() -> dict:
+    """Those of ``SPEED_VARIABLES`` that are set, name -> value (empty: TensorFlow's defaults)."""
+    return {name: os.environ[name] for name in SPEED_VARIABLES if name in os.environ}
+
+
 def environment() -> dict:
     """A JSON-ready description of the software and hardware a run used."""
     import numpy
@@ -48,4 +57,5 @@ def environment() -> dict:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "gpus": gpus,
+        "speed_settings": speed_settings(),
     }
