@@ -4,7 +4,10 @@ records each (``python -m iwae_lib runs``)."""
 
 import dataclasses
 import json
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +181,17 @@ def test_the_runs_command(tmp_path, monkeypatch, capsys):
     table = capsys.readouterr().out
     assert f"0 of {len(commands)} runs recorded" in table and "estimates: " in table
     assert cli.main(["record", "no_such_run"]) == 2
+
+
+def test_the_runs_command_into_a_closed_pipe_is_quiet(tmp_path):
+    """``runs --missing-commands | head -0``: the reader is gone before the first line."""
+    env = dict(os.environ, IWAE_RESULTS_DIR=str(tmp_path))
+    child = subprocess.Popen([sys.executable, "-m", "iwae_lib", "runs", "--missing-commands"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err
 
 
 def test_record_trains_a_snapshot_chain_into_the_results_folder(real_data_dir, tmp_path, monkeypatch, capsys):

@@ -24,6 +24,7 @@ One module per job: ``flags`` (TrainConfig <-> flags), ``train``, ``evaluate``, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from iwae_lib.cli import evaluate, runs, show, train
@@ -47,10 +48,16 @@ def main(argv=None) -> int:
     """Entry point of ``python -m iwae_lib`` and the ``iwae`` script; returns the exit status."""
     try:
         args = make_parser().parse_args(argv)
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+        return status
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (``runs --missing-commands | head``): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail again
+        return 0
