@@ -132,6 +132,22 @@ def test_estimates_scale_with_work_and_use_a_runs_own_rate(tmp_path):
     assert "1 runs in results/" in measured.basis
 
 
+def test_the_pace_of_a_run_ignores_its_slowed_epochs(tmp_path):
+    # eight epochs at 50 s, two slowed to 300 s by other work on the machine
+    durations = [50.0, 51.0, 300.0, 49.0, 50.0, 310.0, 50.0, 52.0, 50.0, 51.0]
+    history = [{"epoch": e + 1, "train_seconds": float(np.sum(durations[: e + 1]))} for e in range(len(durations))]
+    assert estimates.epoch_pace(history) == pytest.approx(50.0)  # lower quartile of the durations
+    assert np.mean(durations) > 100  # what the average over the run would have said
+    assert estimates.epoch_pace([]) is None and estimates.epoch_pace([{"epoch": 1}]) is None
+    k5 = TrainConfig(k=5, epochs=20, eval_every=0, final_k=10)
+    folder = tmp_path / "half"
+    fake_unfinished(folder, k5, epochs=10, seconds_per_epoch=1.0)
+    progress = json.loads((folder / "progress.json").read_text())
+    progress["history"] = history
+    write_json(folder / "progress.json", progress)
+    assert run_status.folder_state(folder, k5) == ("unfinished", 10, [], pytest.approx(50.0))
+
+
 # ----------------------------------------------------------------------------- status and the command line
 
 

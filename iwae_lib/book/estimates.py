@@ -2,8 +2,9 @@
 
 The basis is ``benchmarks/results.json`` (training steps/s of the one-layer model at
 k = 1, 5, 50 and batch 20; seconds for the k=5000 log-likelihood of 10000 test images),
-corrected by the wall times that the runs in ``results/`` actually took here (machines
-are shared: the recorded runs went slower than the benchmark).
+corrected by the epoch times that the runs in ``results/`` measured here, each at the pace
+of its faster epochs (a run slowed by other work on the machine would inflate every
+estimate; see :func:`epoch_pace`).
 
 Cost model of one training step of a batch of B images with k samples:
 
@@ -116,8 +117,21 @@ def steps_per_epoch(config: TrainConfig) -> int:
     return train_images(config) // config.batch_size
 
 
+def epoch_pace(history) -> float | None:
+    """Seconds per epoch of a learning curve at the pace of its faster epochs, or None.
+
+    ``history``: the records of ``progress.json`` / ``metrics.json``, each with the
+    cumulative ``train_seconds``. The pace is the lower quartile of the epoch-to-epoch
+    differences: epochs slowed by other work sharing the machine (a test suite, a second
+    run) sit above it, so it measures what the machine does when the run has it alone.
+    """
+    seconds = [0.0] + [record.get("train_seconds") or 0.0 for record in history]
+    durations = [b - a for a, b in zip(seconds[:-1], seconds[1:]) if b > a]
+    return float(np.percentile(durations, 25)) if durations else None
+
+
 def measured_run(run_dir) -> tuple | None:
-    """(TrainConfig, epochs done, training seconds) of a run folder with a learning curve, else None."""
+    """(TrainConfig, seconds per epoch at its pace) of a run folder with a learning curve, else None."""
     run_dir = Path(run_dir)
     for file in ("metrics.json", "progress.json"):
         path = run_dir / file
@@ -128,10 +142,8 @@ def measured_run(run_dir) -> tuple | None:
                 config = TrainConfig.from_dict(stored)
             except (OSError, ValueError, KeyError, TypeError):
                 return None
-            history = record.get("history") or []
-            if not history or not history[-1].get("train_seconds"):
-                return None
-            return config, len(history), float(history[-1]["train_seconds"])
+            pace = epoch_pace(record.get("history") or [])
+            return (config, pace) if pace else None
     return None
 
 
@@ -145,8 +157,8 @@ def cost_model(results_dir, benchmark_path) -> CostModel:
     for folder in folders:
         found = measured_run(folder)
         if found:
-            config, epochs, seconds = found
-            ratios.append(seconds / (epochs * steps_per_epoch(config) * base.step_seconds(config)))
+            config, pace = found
+            ratios.append(pace / (steps_per_epoch(config) * base.step_seconds(config)))
     factor = statistics.median(ratios) if ratios else 1.0
     source = "benchmarks/results.json" if Path(benchmark_path).is_file() else "the README's benchmark figures"
     basis = (f"{source} (steps/s at k=1, 5, 50, batch 20; k=5000 evaluation time), scaled by model size, "

@@ -69,10 +69,7 @@ def folder_state(run_dir: Path, config) -> tuple:
         return "recorded", config.total_epochs(), [], None
     done = checkpoint_epochs(run_dir)
     history = (_read(run_dir / "progress.json") or {}).get("history") or []
-    per_epoch = None
-    if done and len(history) >= done and history[done - 1].get("train_seconds"):
-        per_epoch = history[done - 1]["train_seconds"] / done
-    return "unfinished", done, [], per_epoch
+    return "unfinished", done, [], estimates.epoch_pace(history[:done]) if done else None
 
 
 def train_command(name: str, config, results_root: str = "results", resume: bool = False) -> str:
