@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iwae_lib import cli
+from iwae_lib import cli, recipes
 from iwae_lib.book import catalog, estimates, run_status
 from iwae_lib.config import TrainConfig
 from iwae_lib.models import paper_model
@@ -53,10 +53,19 @@ def fake_recorded(folder: Path, config: TrainConfig):
 
 def test_the_catalog_holds_every_chapters_runs_once():
     runs = catalog.book_runs()
-    table1 = catalog.table1_runs()
-    assert len(table1) == 12 and all(name in runs for name in table1)
-    assert runs["mnist_1l_iwae_k5"].chapters[:3] == (1, 3, 6)  # one run shared by several chapters
-    assert runs["mnist_2l_vae_k50"].config.n_stochastic == 2 and runs["mnist_2l_vae_k50"].config.k == 50
+    table1 = catalog.table1_recipe_runs()  # Table 1 in the chosen recipe: the runs chapters 1 and 7 show
+    assert len(table1) == 12 and all(runs[name].config == config for name, config in table1.items())
+    assert list(table1)[0] == catalog.table1_name(1, "vae", 1) == "mnist_1l_vae_k1_fast"
+    fast = recipes.recipe_options(catalog.TABLE1_RECIPE)
+    assert all(c.schedule == fast["schedule"] and c.epochs == fast["epochs"] == 328 and c.ema_decay == fast["ema_decay"]
+               for c in table1.values())
+    assert runs["mnist_1l_iwae_k5_fast"].chapters == (1, 10)  # one run shared by two chapters
+    assert runs["mnist_1l_iwae_k5"].chapters == (3, 6, 10)  # the scaled-paper run: chapters 3, 6 and a baseline
+    assert runs["mnist_2l_vae_k50_fast"].config.n_stochastic == 2 and runs["mnist_2l_vae_k50_fast"].config.k == 50
+    assert "mnist_2l_vae_k50" not in runs and "mnist_1l_vae_k1" not in runs  # no scaled-paper set of Table 1
+    scaled = {name for name, run in runs.items() if run.config.schedule == "scaled" and run.config.dataset == "mnist"
+              and run.config.estimator == "standard" and not run.config.validation_size and run.config.epochs == 288}
+    assert scaled == {"mnist_1l_iwae_k1", "mnist_1l_iwae_k5", "mnist_1l_iwae_k50", "mnist_1l_vae_k5"}
     assert runs["mnist_1l_iwae_k5_snapshots"].kind == "snapshots"
     assert runs["mnist_1l_iwae_k5_snapshots"].snapshot_epochs == (1, 2, 4, 8, 16, 32, 64)
     assert {c for run in runs.values() for c in run.chapters} >= set(range(1, 10))  # every chapter of the paper
@@ -80,9 +89,9 @@ def test_a_second_table1_set_with_another_recipe():
 
 
 def test_config_applies_smoke_overrides_and_names_unknown_runs():
-    small = catalog.config("mnist_1l_vae_k50", epochs=8, train_size=100)
+    small = catalog.config("mnist_1l_vae_k50_fast", epochs=8, train_size=100)
     assert (small.objective, small.k, small.epochs, small.train_size) == ("vae", 50, 8, 100)
-    with pytest.raises(KeyError, match="known runs: mnist_1l_vae_k1"):
+    with pytest.raises(KeyError, match="known runs: mnist_1l_vae_k1_fast"):
         catalog.config("mnist_1l_vae_k7")
 
 
@@ -190,7 +199,8 @@ def test_the_runs_command(tmp_path, monkeypatch, capsys):
     assert cli.main(["runs", "--missing-commands"]) == 0
     commands = capsys.readouterr().out.splitlines()
     assert len(commands) == len(catalog.book_runs())  # nothing recorded in an empty results folder
-    assert commands[0] == f"python -m iwae_lib train --out {tmp_path}/mnist_1l_vae_k1 --objective vae --k 1 --epochs 288"
+    assert commands[0] == (f"python -m iwae_lib train --out {tmp_path}/mnist_1l_vae_k1_fast --objective vae --k 1 "
+                           "--schedule linear_decay --warmup-epochs 1.0 --ema-decay 0.999")
     assert cli.main(["runs", "--check"]) == 1
     assert "IWAE_SMOKE=1 bash scripts/build_book.sh" in capsys.readouterr().err
     assert cli.main(["runs"]) == 0
@@ -231,12 +241,12 @@ def test_a_notebook_says_how_long_training_a_missing_run_takes(tmp_path, monkeyp
     from iwae_lib import book
 
     monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path / "results"))
-    config = catalog.config("mnist_1l_vae_k50")
-    text = book.training_notice("mnist_1l_vae_k50", config, tmp_path / "runs" / "mnist_1l_vae_k50")
+    config = catalog.config("mnist_1l_vae_k50_fast")
+    text = book.training_notice("mnist_1l_vae_k50_fast", config, tmp_path / "runs" / "mnist_1l_vae_k50_fast")
     costs = estimates.cost_model(tmp_path / "results", BENCHMARK)
     hours = estimates.format_hours(estimates.run_seconds(config, costs))
     assert f"about {hours} on this machine" in text and "benchmarks/results.json" in text
-    assert text.endswith(run_status.train_command("mnist_1l_vae_k50", config))
-    fake_unfinished(tmp_path / "results" / "mnist_1l_vae_k50", config, epochs=100, seconds_per_epoch=10.0)
-    resumed = book.training_notice("mnist_1l_vae_k50", config, tmp_path / "results" / "mnist_1l_vae_k50")
+    assert text.endswith(run_status.train_command("mnist_1l_vae_k50_fast", config))
+    fake_unfinished(tmp_path / "results" / "mnist_1l_vae_k50_fast", config, epochs=100, seconds_per_epoch=10.0)
+    resumed = book.training_notice("mnist_1l_vae_k50_fast", config, tmp_path / "results" / "mnist_1l_vae_k50_fast")
     assert "from epoch 100" in resumed and resumed.endswith("--resume")

@@ -12,8 +12,14 @@ The smoke profile shrinks these configurations in each chapter (tiny data, few e
 it never changes what a name means in the full profile.
 
 Where to add runs: a chapter's new run goes into the block of its chapter in
-:func:`book_runs`; a second set of Table 1 runs with another training recipe is one line,
+:func:`book_runs`; another set of Table 1 runs with another training recipe is one line,
 ``table1_runs(recipe_options, "_suffix")``, added to :func:`book_runs`.
+
+The recipes: Table 1's twelve runs (chapters 1 and 7) use the ``fast`` recipe that chapter
+10 chose on validation data (names ending in ``_fast``). The paper's stages scaled to 288
+epochs ("scaled-paper") train the baselines that chapter 10 compares with (IWAE k=1, 5,
+50 and VAE k=5, one layer: names without a suffix) and the runs of chapters 2-6, whose
+points (early stopping, binarization, estimators) are made within one recipe.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ PAPER_EVALUATION = {"final_k": 5000, "final_test_size": None, "final_train_size"
 SNAPSHOT_EPOCHS = (1, 2, 4, 8, 16, 32, 64)
 TABLE1_OBJECTIVES = ("vae", "iwae")
 TABLE1_KS = (1, 5, 50)
+TABLE1_RECIPE = "fast"          # the recipe of the Table 1 runs the chapters show (iwae_lib/recipes.py)
+FASTER_SUFFIX = "_fast"         # ... and the suffix of their names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +94,25 @@ def table1_runs(recipe_overrides: dict | None = None, suffix: str = "") -> dict:
     return {run_name("mnist", layers, objective, k) + suffix:
             TrainConfig(dataset="mnist", n_stochastic=layers, objective=objective, k=k, **options)
             for layers in (1, 2) for objective in TABLE1_OBJECTIVES for k in TABLE1_KS}
+
+
+def table1_name(n_stochastic: int, objective: str, k: int) -> str:
+    """The name of the run that the book shows for a cell of Table 1 (MNIST, dynamic
+    binarization), trained with :data:`TABLE1_RECIPE`; e.g. ``mnist_2l_iwae_k50_fast``."""
+    return run_name("mnist", n_stochastic, objective, k) + FASTER_SUFFIX
+
+
+def table1_paper_rows(n_stochastic: int) -> dict:
+    """The paper's Table 1 rows (MNIST, ``n_stochastic`` layers) keyed by :func:`table1_name`:
+    name -> {"test NLL", "active units"}, ready for ``plotting.results_table``."""
+    from iwae_lib.book import paper
+
+    return {name + FASTER_SUFFIX: row for name, row in paper.table1_rows("mnist", n_stochastic).items()}
+
+
+def table1_recipe_runs() -> dict:
+    """name -> TrainConfig of the twelve Table 1 runs the book shows (:data:`TABLE1_RECIPE`)."""
+    return table1_runs(recipes.recipe_options(TABLE1_RECIPE), FASTER_SUFFIX)
 
 
 def snapshot_config(objective: str = "iwae", k: int = 5) -> TrainConfig:
@@ -149,9 +176,8 @@ FASTER_STUDY = {
 }
 FASTER_STUDY_RUNS = {label: name for label, (name, _) in FASTER_STUDY.items()}
 # The chosen recipe on the paper's full setting (60000 training images, k=5000 on the test
-# set), for the three models the targets name, beside the scaled-paper runs of Table 1.
-FASTER_MODELS = (("iwae", 50), ("iwae", 5), ("vae", 5))
-FASTER_SUFFIX = "_fast"
+# set), for the three models the targets name and IWAE k=1, beside their scaled-paper baselines.
+FASTER_MODELS = (("iwae", 50), ("iwae", 5), ("vae", 5), ("iwae", 1))
 
 
 def faster_study_config(options: dict) -> TrainConfig:
@@ -170,7 +196,8 @@ def faster_runs() -> dict:
 
 def book_runs() -> dict:
     """name -> BookRun for every run a chapter shows in the full profile, in recording order:
-    Table 1 first, then Appendix D (static binarization), the estimators, the rest."""
+    Table 1 first (then the scaled-paper runs of chapters 3 and 6), then Appendix D (static
+    binarization), the estimators, the rest; chapter 10's baselines last."""
     runs = {}
 
     def add(name, config, chapters, **extra):
@@ -181,11 +208,11 @@ def book_runs() -> dict:
         else:
             runs[name] = BookRun(name, config, tuple(chapters), **extra)
 
-    for name, config in table1_runs().items():  # chapters 1 and 7; k=5 also in 3 (VAE, IWAE) and 6 (IWAE)
-        chapters = (1,) if config.n_stochastic == 1 else (7,)
-        if config.n_stochastic == 1 and config.k == 5:
-            chapters += (3, 6) if config.objective == "iwae" else (3,)
-        add(name, config, chapters)
+    for name, config in table1_recipe_runs().items():  # chapters 1 and 7 (and 10: see below)
+        add(name, config, (1,) if config.n_stochastic == 1 else (7,))
+    scaled = table1_runs()  # the scaled-paper runs of chapters 3 (k=5) and 6 (IWAE k=5)
+    add("mnist_1l_iwae_k5", scaled["mnist_1l_iwae_k5"], (3, 6))
+    add("mnist_1l_vae_k5", scaled["mnist_1l_vae_k5"], (3,))
 
     static = dict(dataset="binarized_mnist", n_stochastic=1, k=5, **SCALED_PAPER, **PAPER_EVALUATION)
     for objective in TABLE1_OBJECTIVES:  # chapter 3 (Appendix D); the IWAE run also in chapter 4
@@ -213,10 +240,10 @@ def book_runs() -> dict:
         add(name, config, (9,))
     add(EIGHT_BIT_RUN, eight_bit_config(), (9,))
 
-    fast = table1_runs(recipes.recipe_options("fast"), FASTER_SUFFIX)  # chapter 10
+    fast = table1_recipe_runs()  # chapter 10: the fast recipe against the scaled-paper baselines
     for fast_name, scaled_name in faster_runs().values():
         add(fast_name, fast[fast_name], (10,))
-        add(scaled_name, table1_runs()[scaled_name], (10,))
+        add(scaled_name, scaled[scaled_name], (10,))
     for name, options in FASTER_STUDY.values():
         add(name, faster_study_config(options), (10,))
     return runs

@@ -49,7 +49,8 @@ def cells(runs=None) -> list:
     IWAE; k ascending).
 
     runs: the names of the book's runs (default: the book's list, :func:`iwae_lib.book.catalog.book_runs`);
-    a cell is in the table when a run of the name :func:`paper.run_name` gives it is among them.
+    a cell is in the table when a run of the name :func:`paper.run_name` gives it, followed by
+    the suffix of one of the :data:`RECIPES`, is among them.
     """
     if runs is None:
         from iwae_lib.book import catalog
@@ -58,7 +59,7 @@ def cells(runs=None) -> list:
     names = set(runs)
     return [(dataset, layers, objective, k) for dataset in paper.TABLES for layers in (1, 2)
             for objective in paper.OBJECTIVES for k in paper.KS
-            if paper.run_name(dataset, layers, objective, k) in names]
+            if any(paper.run_name(dataset, layers, objective, k) + suffix in names for _, suffix in RECIPES)]
 
 
 def _read_json(path: Path):
