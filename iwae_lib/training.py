@@ -14,12 +14,19 @@ Randomness is a pure function of (seed, step): the data order of epoch e is a pe
 drawn from ``default_rng([seed, e])``, and the Bernoulli binarization and the samples of
 step s use stateless TF seeds derived from (seed, s). A run resumed from a checkpoint
 therefore does exactly what the uninterrupted run would have done.
+
+Ctrl-C (SIGINT) or SIGTERM during training finishes the compiled call under way, writes a
+checkpoint there and raises KeyboardInterrupt, so an interrupted run loses no step; a
+second signal stops at once, from the last checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -199,6 +206,31 @@ def _heldout_bound(params, model, x, k, seed):
 # ----------------------------------------------------------------------------- training
 
 
+@contextlib.contextmanager
+def stop_requests():
+    """While active, SIGINT and SIGTERM set ``requested["signal"]`` instead of stopping the
+    process; the training loop checks it between compiled calls. A second signal raises
+    KeyboardInterrupt at once. Outside the main thread (where handlers cannot be set) it
+    yields a dict that stays empty."""
+    requested = {}
+
+    def handler(signum, frame):
+        if requested:
+            raise KeyboardInterrupt
+        requested["signal"] = signum
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield requested
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+
 def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> dict:
     """Train (or resume, or just return the results of) the run in ``out_dir``.
 
@@ -257,70 +289,80 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
     n_batches = len(train_x) // config.batch_size
     last_save = time.monotonic()
     bar = tqdm(total=len(rates), initial=counters["epoch"], desc="epochs", unit="epoch", disable=not progress)
-    while counters["epoch"] < len(rates) and not counters["stopped_early"]:
-        epoch = counters["epoch"]
-        rate, stage = rates[epoch]
-        order = epoch_order(config.seed, epoch, len(train_x), config.batch_size)
-        started = time.monotonic()
-        while counters["step_in_epoch"] < n_batches:
-            first = counters["step_in_epoch"]
-            idx = order[first: first + config.steps_per_call]
-            step_rate = rate_at(epoch + (first + len(idx) / 2) / n_batches)  # the middle of this call's steps
-            mean_bound = float(train_chunk(train_x[idx], tf.constant(step_rate, tf.float32),
-                                           tf.constant(counters["global_step"], tf.int64)))
-            if not math.isfinite(mean_bound):
-                checkpoint_note = f"last checkpoint: epoch {counters['epoch']}, step {counters['step_in_epoch']}"
-                raise FloatingPointError(f"the training bound became {mean_bound} in epoch {epoch + 1}; "
-                                         f"try a smaller learning rate ({checkpoint_note})")
-            counters["step_in_epoch"] += len(idx)
-            counters["global_step"] += len(idx)
-            counters["epoch_bound_sum"] += mean_bound * len(idx)
-            counters["epoch_steps"] += len(idx)
-            bar.set_postfix(stage=stage, bound=f"{counters['epoch_bound_sum'] / counters['epoch_steps']:.2f}")
+    with stop_requests() as stop:
+        while counters["epoch"] < len(rates) and not counters["stopped_early"]:
+            epoch = counters["epoch"]
+            rate, stage = rates[epoch]
+            order = epoch_order(config.seed, epoch, len(train_x), config.batch_size)
+            started = time.monotonic()
+            while counters["step_in_epoch"] < n_batches:
+                first = counters["step_in_epoch"]
+                idx = order[first: first + config.steps_per_call]
+                step_rate = rate_at(epoch + (first + len(idx) / 2) / n_batches)  # the middle of this call's steps
+                mean_bound = float(train_chunk(train_x[idx], tf.constant(step_rate, tf.float32),
+                                               tf.constant(counters["global_step"], tf.int64)))
+                if not math.isfinite(mean_bound):
+                    checkpoint_note = f"last checkpoint: epoch {counters['epoch']}, step {counters['step_in_epoch']}"
+                    raise FloatingPointError(f"the training bound became {mean_bound} in epoch {epoch + 1}; "
+                                             f"try a smaller learning rate ({checkpoint_note})")
+                counters["step_in_epoch"] += len(idx)
+                counters["global_step"] += len(idx)
+                counters["epoch_bound_sum"] += mean_bound * len(idx)
+                counters["epoch_steps"] += len(idx)
+                bar.set_postfix(stage=stage, bound=f"{counters['epoch_bound_sum'] / counters['epoch_steps']:.2f}")
+                elapsed = time.monotonic() - started
+                if time.monotonic() - last_save >= config.checkpoint_seconds and counters["step_in_epoch"] < n_batches:
+                    counters["train_seconds"] += elapsed
+                    counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
+                    started = time.monotonic()
+                    checkpoint()
+                    last_save = time.monotonic()
+                if stop and counters["step_in_epoch"] < n_batches:  # Ctrl-C / SIGTERM: keep every step done
+                    elapsed = time.monotonic() - started
+                    counters["train_seconds"] += elapsed
+                    counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
+                    started = time.monotonic()
+                    checkpoint()
+                    raise KeyboardInterrupt(f"signal {stop['signal']}: checkpoint written")
             elapsed = time.monotonic() - started
-            if time.monotonic() - last_save >= config.checkpoint_seconds and counters["step_in_epoch"] < n_batches:
-                counters["train_seconds"] += elapsed
-                counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
-                started = time.monotonic()
+            counters["train_seconds"] += elapsed
+            counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
+            entry = {"epoch": epoch + 1, "stage": stage,
+                     "learning_rate": rate_at(epoch + 0.5),
+                     "train_bound": counters["epoch_bound_sum"] / max(1, counters["epoch_steps"]),
+                     "train_seconds": counters["train_seconds"]}
+            evaluate_now = config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == len(rates))
+            if evaluate_now:
+                weights = snapshot()
+                for split, x in monitor.items():
+                    entry[f"{split}_bound"] = _heldout_bound(weights, model, x, config.eval_k or config.k,
+                                                             config.seed + EVAL_SEED_OFFSETS["valid"])
+                held_out = monitor.get("valid", monitor["test"])
+                entry["active_units"] = evaluation.active_units(weights, model, held_out,
+                                                               seed=config.seed + EVAL_SEED_OFFSETS["active_units"])["active"]
+                if "valid" in monitor:
+                    if best is None or entry["valid_bound"] > counters["best"]["valid_bound"]:
+                        best, counters["best"] = snapshot(), {"epoch": epoch + 1, "valid_bound": entry["valid_bound"]}
+                        counters["evals_since_best"] = 0
+                    else:
+                        counters["evals_since_best"] += 1
+                        if config.patience is not None and counters["evals_since_best"] >= config.patience:
+                            counters["stopped_early"] = True
+            with writer.as_default(step=epoch + 1):
+                for key in ("train_bound", "test_bound", "valid_bound", "learning_rate"):
+                    if key in entry:
+                        tf.summary.scalar(key, entry[key])
+                for layer, count in enumerate(entry.get("active_units", []), 1):
+                    tf.summary.scalar(f"active_units/layer{layer}", count)
+            counters["history"].append(entry)
+            counters.update(epoch=epoch + 1, step_in_epoch=0, epoch_bound_sum=0.0, epoch_steps=0)
+            bar.update(1)
+            if (epoch + 1) in stage_ends or counters["epoch"] == len(rates) or counters["stopped_early"] \
+                    or time.monotonic() - last_save >= config.checkpoint_seconds or stop:
                 checkpoint()
                 last_save = time.monotonic()
-        elapsed = time.monotonic() - started
-        counters["train_seconds"] += elapsed
-        counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
-        entry = {"epoch": epoch + 1, "stage": stage,
-                 "learning_rate": rate_at(epoch + 0.5),
-                 "train_bound": counters["epoch_bound_sum"] / max(1, counters["epoch_steps"]),
-                 "train_seconds": counters["train_seconds"]}
-        evaluate_now = config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == len(rates))
-        if evaluate_now:
-            weights = snapshot()
-            for split, x in monitor.items():
-                entry[f"{split}_bound"] = _heldout_bound(weights, model, x, config.eval_k or config.k,
-                                                         config.seed + EVAL_SEED_OFFSETS["valid"])
-            held_out = monitor.get("valid", monitor["test"])
-            entry["active_units"] = evaluation.active_units(weights, model, held_out,
-                                                           seed=config.seed + EVAL_SEED_OFFSETS["active_units"])["active"]
-            if "valid" in monitor:
-                if best is None or entry["valid_bound"] > counters["best"]["valid_bound"]:
-                    best, counters["best"] = snapshot(), {"epoch": epoch + 1, "valid_bound": entry["valid_bound"]}
-                    counters["evals_since_best"] = 0
-                else:
-                    counters["evals_since_best"] += 1
-                    if config.patience is not None and counters["evals_since_best"] >= config.patience:
-                        counters["stopped_early"] = True
-        with writer.as_default(step=epoch + 1):
-            for key in ("train_bound", "test_bound", "valid_bound", "learning_rate"):
-                if key in entry:
-                    tf.summary.scalar(key, entry[key])
-            for layer, count in enumerate(entry.get("active_units", []), 1):
-                tf.summary.scalar(f"active_units/layer{layer}", count)
-        counters["history"].append(entry)
-        counters.update(epoch=epoch + 1, step_in_epoch=0, epoch_bound_sum=0.0, epoch_steps=0)
-        bar.update(1)
-        if (epoch + 1) in stage_ends or counters["epoch"] == len(rates) or counters["stopped_early"] \
-                or time.monotonic() - last_save >= config.checkpoint_seconds:
-            checkpoint()
-            last_save = time.monotonic()
+            if stop:  # arrived during the epoch's last call or its evaluation: checkpointed just above
+                raise KeyboardInterrupt(f"signal {stop['signal']}: checkpoint written")
     bar.close()
     writer.flush()
     return finish(config, out, best if best is not None else snapshot(), counters, ds, progress)

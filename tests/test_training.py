@@ -181,6 +181,47 @@ def test_resume_from_a_mid_epoch_checkpoint_equals_the_uninterrupted_run(tmp_pat
     assert_same_run(out, reference_run[0])
 
 
+class SignalAtCall:
+    """Wraps training.make_train_chunk so that call number ``n`` runs, and then the process
+    receives ``signum`` (as from Ctrl-C or ``kill``)."""
+
+    def __init__(self, n, signum):
+        self.n, self.signum, self.calls = n, signum, 0
+        self.original = training.make_train_chunk
+
+    def __call__(self, *args, **kwargs):
+        chunk = self.original(*args, **kwargs)
+
+        def counted(*chunk_args):
+            result = chunk(*chunk_args)
+            self.calls += 1
+            if self.calls == self.n:
+                os.kill(os.getpid(), self.signum)
+            return result
+
+        return counted
+
+
+@pytest.mark.parametrize("signum, call", [(signal.SIGINT, 7), (signal.SIGTERM, 8)])
+def test_a_signal_checkpoints_after_the_call_under_way_and_resumes_exactly(tmp_path, mnist, reference_run,
+                                                                          monkeypatch, signum, call):
+    """No periodic checkpoint (checkpoint_seconds huge): the signal alone writes one, after
+    call 7 (15 steps into epoch 2) or call 8 (the end of epoch 2, after its evaluation)."""
+    config = TrainConfig(**dict(TINY, checkpoint_seconds=1e9))
+    out = tmp_path / "run"
+    monkeypatch.setattr(training, "make_train_chunk", SignalAtCall(call, signum))
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match="checkpoint written"):
+        training.train(config, out, progress=False, dataset=mnist)
+    expected = {"epoch": 1, "step_in_epoch": 15, "global_step": 35} if call == 7 else \
+        {"epoch": 2, "step_in_epoch": 0, "global_step": 40}
+    assert cli.checkpoint_position(out) == expected
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # given back
+    monkeypatch.undo()
+    training.train(config, out, progress=False, dataset=mnist)
+    assert_same_run(out, reference_run[0])
+
+
 @pytest.fixture(scope="module")
 def averaged_reference_run(mnist, tmp_path_factory):
     out = tmp_path_factory.mktemp("averaged_reference")
