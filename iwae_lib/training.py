@@ -286,6 +286,13 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
         checkpoints.save_json(out / PROGRESS_FILE, {"epochs_completed": counters["epoch"],
                                                       "total_epochs": len(rates), "history": counters["history"]})
 
+    def count_time(since, stage):
+        """Add the seconds since ``since`` to the training time (in all and of ``stage``); returns now."""
+        now = time.monotonic()
+        counters["train_seconds"] += now - since
+        counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + (now - since)
+        return now
+
     n_batches = len(train_x) // config.batch_size
     last_save = time.monotonic()
     bar = tqdm(total=len(rates), initial=counters["epoch"], desc="epochs", unit="epoch", disable=not progress)
@@ -310,23 +317,15 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
                 counters["epoch_bound_sum"] += mean_bound * len(idx)
                 counters["epoch_steps"] += len(idx)
                 bar.set_postfix(stage=stage, bound=f"{counters['epoch_bound_sum'] / counters['epoch_steps']:.2f}")
-                elapsed = time.monotonic() - started
                 if time.monotonic() - last_save >= config.checkpoint_seconds and counters["step_in_epoch"] < n_batches:
-                    counters["train_seconds"] += elapsed
-                    counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
-                    started = time.monotonic()
+                    started = count_time(started, stage)
                     checkpoint()
                     last_save = time.monotonic()
                 if stop and counters["step_in_epoch"] < n_batches:  # Ctrl-C / SIGTERM: keep every step done
-                    elapsed = time.monotonic() - started
-                    counters["train_seconds"] += elapsed
-                    counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
-                    started = time.monotonic()
+                    count_time(started, stage)
                     checkpoint()
                     raise KeyboardInterrupt(f"signal {stop['signal']}: checkpoint written")
-            elapsed = time.monotonic() - started
-            counters["train_seconds"] += elapsed
-            counters["stage_seconds"][str(stage)] = counters["stage_seconds"].get(str(stage), 0.0) + elapsed
+            count_time(started, stage)
             entry = {"epoch": epoch + 1, "stage": stage,
                      "learning_rate": rate_at(epoch + 0.5),
                      "train_bound": counters["epoch_bound_sum"] / max(1, counters["epoch_steps"]),
