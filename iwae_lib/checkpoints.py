@@ -1,10 +1,13 @@
-"""Atomic files for run directories: checkpoints, weights and JSON records.
+"""Atomic files for run directories: checkpoints, weights and JSON records; one trainer per run.
 
 Every write goes to a temporary file in the same folder, is flushed to disk, and then
 renamed over the target, so a run killed at any moment (even with kill -9) leaves either
-the old file or the new one, never a torn one.
+the old file or the new one, never a torn one. A training process holds its run directory
+with a lock (:func:`exclusive_run`), so that a second process started on the same run
+stops with a clear error instead of training it too.
 """
 
+import contextlib
 import json
 import os
 import tempfile
@@ -66,3 +69,41 @@ def ensure_writable_dir(path) -> Path:
     except OSError as err:
         raise ValueError(f"cannot write to the output directory {path}: {err.strerror or err}") from err
     return path
+
+
+LOCK_FILE = "train.lock"  # holds the pid of the process training the run; the lock dies with it
+
+
+class RunInUse(RuntimeError):
+    """Another process is training the run directory."""
+
+
+@contextlib.contextmanager
+def exclusive_run(run_dir):
+    """Hold ``run_dir`` for this process while the block runs (an advisory ``flock`` on
+    ``run_dir/train.lock``, released by the kernel when the process ends, however it ends).
+
+    Raises:
+        RunInUse: naming the process that holds it. Where ``fcntl`` is missing (Windows)
+            nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux or macOS
+        yield
+        return
+    run_dir = Path(run_dir)
+    with open(run_dir / LOCK_FILE, "a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise RunInUse(f"{run_dir} is being trained by another process (pid {holder}); wait for it to end, "
+                           f"or stop it with kill -INT {holder} (it writes a checkpoint first), "
+                           "then continue with --resume") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield

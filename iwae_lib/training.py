@@ -230,7 +230,6 @@ def stop_requests():
             signal.signal(sig, old)
 
 
-
 def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> dict:
     """Train (or resume, or just return the results of) the run in ``out_dir``.
 
@@ -242,10 +241,19 @@ def train(config: TrainConfig, out_dir, progress: bool = True, dataset=None) -> 
 
     Returns:
         the metrics dict, also written to ``out_dir/metrics.json``.
+
+    Raises:
+        checkpoints.RunInUse: another process is training the same directory.
     """
     out = prepare_run_dir(out_dir, config)
     if (out / METRICS_FILE).exists():
         return checkpoints.load_json(out / METRICS_FILE)
+    with checkpoints.exclusive_run(out):
+        return _train(config, out, progress, dataset)
+
+
+def _train(config: TrainConfig, out: Path, progress: bool, dataset) -> dict:
+    """:func:`train` of a prepared, unfinished run directory that this process holds."""
     ds = dataset if dataset is not None else data.load_dataset(config.dataset, config.validation_size, config.seed)
     ds = prepare_data(config, ds)
     model = config.model_config()

@@ -222,6 +222,19 @@ def test_a_signal_checkpoints_after_the_call_under_way_and_resumes_exactly(tmp_p
     assert_same_run(out, reference_run[0])
 
 
+def test_a_second_trainer_of_the_same_run_stops_with_a_clear_error(tmp_path, mnist):
+    """While one process holds a run (here: this test, by the same lock), training it again
+    fails before touching anything; once released, the run trains."""
+    config = TrainConfig(**dict(TINY, epochs=1))
+    out = training.prepare_run_dir(tmp_path / "run", config)
+    with checkpoints.exclusive_run(out):
+        with pytest.raises(checkpoints.RunInUse, match=rf"another process \(pid {os.getpid()}\).*--resume"):
+            training.train(config, out, progress=False, dataset=mnist)
+        assert not (out / training.CHECKPOINT_FILE).exists()
+    metrics = training.train(config, out, progress=False, dataset=mnist)
+    assert metrics["epochs_completed"] == 1
+
+
 @pytest.fixture(scope="module")
 def averaged_reference_run(mnist, tmp_path_factory):
     out = tmp_path_factory.mktemp("averaged_reference")

@@ -26,17 +26,18 @@ from pathlib import Path
 from iwae_lib import book
 
 HASHED_SUFFIXES_SKIPPED = (".pyc",)
+HASHED_NAMES_SKIPPED = ("train.lock",)  # a training process's pid (iwae_lib.checkpoints.exclusive_run)
 
 
 def tree_key(paths) -> str:
     """A short sha256 over the relative names and contents of every file under ``paths``
-    (files or folders; missing ones count as empty), skipping ``__pycache__``."""
+    (files or folders; missing ones count as empty), skipping ``__pycache__`` and run locks."""
     digest = hashlib.sha256()
     for root in paths:
         root = Path(root)
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
         for file in files:
-            if "__pycache__" in file.parts or file.suffix in HASHED_SUFFIXES_SKIPPED:
+            if "__pycache__" in file.parts or file.suffix in HASHED_SUFFIXES_SKIPPED or file.name in HASHED_NAMES_SKIPPED:
                 continue
             digest.update(str(file.relative_to(root.parent)).encode() + b"\0")
             with open(file, "rb") as handle:
