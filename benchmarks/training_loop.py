@@ -103,7 +103,8 @@ def main():
               "load_at_end": load_now(), "steps_per_epoch": args.steps,
               "k": 50 if args.command == "onednn" else args.k, "repeats": rows,
               "ratio_median": float(np.median(ratios)), "ratio_range": [float(ratios.min()), float(ratios.max())]}
-    update_json(args.json, args.command, result)
+    key = args.command if args.command == "onednn" else f"parallel_k{args.k}"
+    update_json(args.json, key, result)
     print(f"{args.command}: x{result['ratio_median']:.2f} (median of {len(rows)}; range "
           f"{ratios.min():.2f}-{ratios.max():.2f}); wrote {args.json}")
 
