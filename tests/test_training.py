@@ -148,10 +148,12 @@ def test_resume_after_kill_9_and_ctrl_c_is_bit_identical(tmp_path, reference_run
 
 
 class StopAfterCalls:
-    """Wraps training.make_train_chunk so that call number ``n`` raises KeyboardInterrupt."""
+    """Wraps training.make_train_chunk so that call number ``n`` raises KeyboardInterrupt
+    before it runs or, with ``signum``, runs and then the process receives ``signum`` (as
+    from Ctrl-C or ``kill``)."""
 
-    def __init__(self, n):
-        self.n, self.calls = n, 0
+    def __init__(self, n, signum=None):
+        self.n, self.signum, self.calls = n, signum, 0
         self.original = training.make_train_chunk
 
     def __call__(self, *args, **kwargs):
@@ -159,9 +161,12 @@ class StopAfterCalls:
 
         def counted(*chunk_args):
             self.calls += 1
-            if self.calls == self.n:
+            if self.calls == self.n and self.signum is None:
                 raise KeyboardInterrupt
-            return chunk(*chunk_args)
+            result = chunk(*chunk_args)
+            if self.calls == self.n:
+                os.kill(os.getpid(), self.signum)
+            return result
 
         return counted
 
@@ -181,27 +186,6 @@ def test_resume_from_a_mid_epoch_checkpoint_equals_the_uninterrupted_run(tmp_pat
     assert_same_run(out, reference_run[0])
 
 
-class SignalAtCall:
-    """Wraps training.make_train_chunk so that call number ``n`` runs, and then the process
-    receives ``signum`` (as from Ctrl-C or ``kill``)."""
-
-    def __init__(self, n, signum):
-        self.n, self.signum, self.calls = n, signum, 0
-        self.original = training.make_train_chunk
-
-    def __call__(self, *args, **kwargs):
-        chunk = self.original(*args, **kwargs)
-
-        def counted(*chunk_args):
-            result = chunk(*chunk_args)
-            self.calls += 1
-            if self.calls == self.n:
-                os.kill(os.getpid(), self.signum)
-            return result
-
-        return counted
-
-
 @pytest.mark.parametrize("signum, call", [(signal.SIGINT, 7), (signal.SIGTERM, 8)])
 def test_a_signal_checkpoints_after_the_call_under_way_and_resumes_exactly(tmp_path, mnist, reference_run,
                                                                           monkeypatch, signum, call):
@@ -209,7 +193,7 @@ def test_a_signal_checkpoints_after_the_call_under_way_and_resumes_exactly(tmp_p
     call 7 (15 steps into epoch 2) or call 8 (the end of epoch 2, after its evaluation)."""
     config = TrainConfig(**dict(TINY, checkpoint_seconds=1e9))
     out = tmp_path / "run"
-    monkeypatch.setattr(training, "make_train_chunk", SignalAtCall(call, signum))
+    monkeypatch.setattr(training, "make_train_chunk", StopAfterCalls(call, signum))
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt, match="checkpoint written"):
         training.train(config, out, progress=False, dataset=mnist)
