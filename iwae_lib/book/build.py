@@ -24,9 +24,10 @@ import sys
 from pathlib import Path
 
 from iwae_lib import book
+from iwae_lib.checkpoints import LOCK_FILE
 
 HASHED_SUFFIXES_SKIPPED = (".pyc",)
-HASHED_NAMES_SKIPPED = ("train.lock",)  # a training process's pid (iwae_lib.checkpoints.exclusive_run)
+HASHED_NAMES_SKIPPED = (LOCK_FILE,)  # a training process's pid (iwae_lib.checkpoints.exclusive_run)
 
 
 def tree_key(paths) -> str:
