@@ -138,7 +138,16 @@ def test_estimates_scale_with_work_and_use_a_runs_own_rate(tmp_path):
     measured = estimates.cost_model(tmp_path, tmp_path / "no_benchmark.json")
     fitted = estimates.CostModel(*estimates.fit_costs(estimates.FALLBACK_BENCHMARK), 1.0, "")
     assert measured.factor == pytest.approx(3 * step / fitted.step_seconds(k5))
-    assert "1 runs in results/" in measured.basis
+    assert "the 1 step shapes" in measured.basis
+    # a twin of that run (same step shape, other schedule) slowed in every epoch counts once, at the faster pace
+    fake_unfinished(tmp_path / "slowed_twin", dataclasses.replace(k5, schedule="constant"), epochs=3,
+                    seconds_per_epoch=7 * 3000 * step)
+    assert estimates.cost_model(tmp_path, tmp_path / "no_benchmark.json").factor == pytest.approx(measured.factor)
+    # a run of another shape at twice the benchmark's time: the median of the two shapes
+    fake_unfinished(tmp_path / "k50", dataclasses.replace(k5, k=50), epochs=3,
+                    seconds_per_epoch=2 * 3000 * fitted.step_seconds(dataclasses.replace(k5, k=50)))
+    both = estimates.cost_model(tmp_path, tmp_path / "no_benchmark.json")
+    assert both.factor == pytest.approx((measured.factor + 2.0) / 2) and "the 2 step shapes" in both.basis
 
 
 def test_the_pace_of_a_run_ignores_its_slowed_epochs(tmp_path):
