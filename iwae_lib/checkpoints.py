@@ -78,6 +78,27 @@ class RunInUse(RuntimeError):
     """Another process is training the run directory."""
 
 
+def training_process(run_dir) -> str | None:
+    """The pid (as its lock file says) of the process training ``run_dir`` now, else None.
+
+    Asks for a shared lock without waiting: it is refused exactly while a trainer holds
+    :func:`exclusive_run`. None where ``fcntl`` is missing (Windows) or nothing was trained.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux or macOS
+        return None
+    path = Path(run_dir) / LOCK_FILE
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lock.read().strip() or "unknown"
+    return None  # closing the file released the shared lock
+
+
 @contextlib.contextmanager
 def exclusive_run(run_dir):
     """Hold ``run_dir`` for this process while the block runs (an advisory ``flock`` on

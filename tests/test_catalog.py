@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iwae_lib import cli, recipes
+from iwae_lib import checkpoints, cli, recipes
 from iwae_lib.book import catalog, estimates, run_status
 from iwae_lib.config import TrainConfig
 from iwae_lib.models import paper_model
@@ -216,6 +216,37 @@ def test_the_runs_command(tmp_path, monkeypatch, capsys):
     table = capsys.readouterr().out
     assert f"0 of {len(commands)} runs recorded" in table and "estimates: " in table
     assert cli.main(["record", "no_such_run"]) == 2
+
+
+def test_a_run_being_trained_is_shown_and_not_handed_out_again(tmp_path, monkeypatch, capsys):
+    """While a process holds a run's lock (here this test, by the trainer's own lock), ``runs``
+    says so with its pid and ``--missing-commands`` leaves the run out; once released, both
+    are as before. A snapshot chain counts as trained while one of its segments is held."""
+    monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
+    first = next(iter(catalog.book_runs()))
+    chain = next(run for run in catalog.book_runs().values() if run.kind == "snapshots")
+    fake_unfinished(tmp_path / first, catalog.config(first), epochs=2, seconds_per_epoch=60.0)
+    assert cli.main(["runs", "--missing-commands"]) == 0
+    everything = capsys.readouterr().out.splitlines()
+    assert f"--out {tmp_path}/{first} " in everything[0] and everything[0].endswith("--resume")
+    from iwae_lib.book.snapshots import segment_name
+
+    segment = tmp_path / chain.name / segment_name(chain.snapshot_epochs[0])
+    segment.mkdir(parents=True)
+    with checkpoints.exclusive_run(tmp_path / first), checkpoints.exclusive_run(segment):
+        assert checkpoints.training_process(tmp_path / first) == str(os.getpid())
+        assert cli.main(["runs", "--missing-commands"]) == 0
+        out, err = capsys.readouterr()
+        assert out.splitlines() == [c for c in everything if f"/{first} " not in c and f"record {chain.name}" not in c]
+        assert f"{first}: left out, process {os.getpid()} is training it now" in err
+        assert cli.main(["runs"]) == 0
+        table = capsys.readouterr().out
+        assert f"unfinished, 2 of 328 epochs, training now (pid {os.getpid()})" in table
+        assert sum("training now" in line for line in table.splitlines()) == 2
+    assert checkpoints.training_process(tmp_path / first) is None
+    assert checkpoints.training_process(tmp_path / "never_trained") is None
+    assert cli.main(["runs", "--missing-commands"]) == 0
+    assert capsys.readouterr().out.splitlines() == everything
 
 
 def test_the_runs_command_into_a_closed_pipe_is_quiet(tmp_path):

@@ -15,6 +15,7 @@ import json
 import shlex
 from pathlib import Path
 
+from iwae_lib import checkpoints
 from iwae_lib.book import estimates
 from iwae_lib.book.catalog import BookRun
 from iwae_lib.config import config_differences
@@ -26,7 +27,8 @@ SMOKE_BUILD = "IWAE_SMOKE=1 bash scripts/build_book.sh"
 class RunStatus:
     """state: recorded / unfinished / missing / different; epochs_done of total_epochs;
     seconds: estimated wall seconds left here; command: the one command that records it
-    (empty when recorded); detail: why a run is ``different``."""
+    (empty when recorded); detail: why a run is ``different``; trainer: the pid of the
+    process training it at this moment, if any (:func:`iwae_lib.checkpoints.training_process`)."""
 
     run: BookRun
     state: str
@@ -35,6 +37,7 @@ class RunStatus:
     seconds: float
     command: str
     detail: str = ""
+    trainer: str = ""  # pid of the process training the run now ("" when none)
 
     @property
     def ready(self) -> bool:
@@ -85,8 +88,22 @@ def record_command(name: str) -> str:
 
 
 def status(run: BookRun, results_dir, costs: estimates.CostModel) -> RunStatus:
-    """The RunStatus of one catalog run in ``results_dir``."""
+    """The RunStatus of one catalog run in ``results_dir``, with the process training it now."""
     folder = Path(results_dir) / run.name
+    found = _status(run, folder, costs)
+    if found.ready:
+        return found
+    folders = [folder]
+    if run.kind == "snapshots":
+        from iwae_lib.book.snapshots import segment_name
+
+        folders += [folder / segment_name(e) for e in run.snapshot_epochs]
+    trainers = [pid for pid in map(checkpoints.training_process, folders) if pid]
+    return dataclasses.replace(found, trainer=trainers[0]) if trainers else found
+
+
+def _status(run: BookRun, folder: Path, costs: estimates.CostModel) -> RunStatus:
+    """The RunStatus of one catalog run from what its folder holds."""
     total = run.total_epochs
     if run.kind == "snapshots":
         from iwae_lib.book.snapshots import segment_name
@@ -122,9 +139,8 @@ def statuses(runs: dict, results_dir, benchmark_path) -> tuple:
 
 
 def state_text(s: RunStatus) -> str:
-    if s.state == "unfinished":
-        return f"unfinished, {s.epochs_done} of {s.total_epochs} epochs"
-    return s.state
+    text = f"unfinished, {s.epochs_done} of {s.total_epochs} epochs" if s.state == "unfinished" else s.state
+    return f"{text}, training now (pid {s.trainer})" if s.trainer else text
 
 
 def table(rows: list, costs: estimates.CostModel) -> str:

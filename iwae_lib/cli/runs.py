@@ -2,7 +2,7 @@
 records each; ``record NAME``: record one of them into results/ (any kind, resumable).
 
     python -m iwae_lib runs                      the table
-    python -m iwae_lib runs --missing-commands   only the commands, one per line
+    python -m iwae_lib runs --missing-commands   only the commands, one per line (not of runs training now)
     python -m iwae_lib runs --check              exit 1 with the build's message unless all are recorded
 """
 
@@ -40,9 +40,11 @@ def run_runs(args) -> int:
     from iwae_lib.book import run_status
 
     rows, costs = current_statuses()
-    if args.missing_commands:
+    if args.missing_commands:  # a run some process is training now is not handed out twice
         for s in rows:
-            if s.command:
+            if s.command and s.trainer:
+                print(f"{s.run.name}: left out, process {s.trainer} is training it now", file=sys.stderr)
+            elif s.command:
                 print(s.command)
         return 0
     if args.check:
