@@ -150,6 +150,31 @@ def test_estimates_scale_with_work_and_use_a_runs_own_rate(tmp_path):
     assert both.factor == pytest.approx((measured.factor + 2.0) / 2) and "the 2 step shapes" in both.basis
 
 
+def test_steps_of_other_kinds_cost_their_measured_ratio(tmp_path):
+    plain = TrainConfig(k=64, schedule="constant", epochs=1, eval_every=0)
+    piwae = dataclasses.replace(plain, objective="piwae", miwae_groups=8)
+    dreg = dataclasses.replace(plain, estimator="dreg")
+    eight_bit = catalog.eight_bit_config()
+    assert [estimates.step_kind(c) for c in (plain, piwae, dreg, eight_bit)] == [
+        "iwae/standard/bernoulli", "piwae-miwae/standard/bernoulli", "iwae/dreg/bernoulli",
+        "iwae/standard/discretized_logistic"]
+    kinds = tmp_path / "kinds.json"
+    kinds.write_text(json.dumps({"step_kinds": {"piwae-miwae/standard/bernoulli": {"ratio_median": 1.5},
+                                                "iwae/standard/discretized_logistic": {"ratio_median": 2.0}}}))
+    costs = estimates.cost_model(tmp_path / "no_results", tmp_path / "no_benchmark.json", kinds)
+    assert costs.step_seconds(piwae) == pytest.approx(1.5 * costs.step_seconds(plain))
+    assert costs.step_seconds(dreg) == pytest.approx(costs.step_seconds(plain))  # not measured: ratio 1
+    assert costs.step_seconds(eight_bit) == pytest.approx(
+        2.0 * costs.step_seconds(dataclasses.replace(eight_bit, likelihood="bernoulli")))
+    assert "kinds.json" in costs.basis
+    assert estimates.cost_model(tmp_path / "no_results", tmp_path / "no_benchmark.json").kind_ratios == {}
+    # the committed measurements: every non-basis kind of the book's runs has one, and they are plausible
+    measured = estimates.load_kind_ratios(Path(BENCHMARK).with_name("step_variants.json"))
+    book_kinds = {estimates.step_kind(run.config) for run in catalog.book_runs().values()}
+    assert book_kinds - set(estimates.BASIS_KINDS) <= set(measured)
+    assert all(0.5 < ratio < 5.0 for ratio in measured.values()), measured
+
+
 def test_the_pace_of_a_run_ignores_its_slowed_epochs(tmp_path):
     # eight epochs at 50 s, two slowed to 300 s by other work on the machine
     durations = [50.0, 51.0, 300.0, 49.0, 50.0, 310.0, 50.0, 52.0, 50.0, 51.0]

@@ -12,7 +12,10 @@ Cost model of one training step of a batch of B images with k samples:
 
 where per_image / per_sample count the multiply-adds done once per image (the first
 inference network) and once per sample (everything else); a and c are fitted by least
-squares to the benchmark's three points. Evaluations cost ``e * images * k *
+squares to the benchmark's three points, times the measured cost of the step's kind
+relative to the standard IWAE step (``benchmarks/step_variants.json``: DReG and PIWAE take
+two backward passes, the 8-bit likelihood evaluates logistic CDFs; see :func:`step_kind`).
+Evaluations cost ``e * images * k *
 per_sample(model) / per_sample(paper 1-layer model)`` seconds, e from the benchmark.
 """
 
@@ -35,6 +38,26 @@ DYNAMIC = {"mnist": True, "binarized_mnist": False, "omniglot": True}
 FALLBACK_BENCHMARK = {"training": [{"k": 1, "library_steps_per_s": 580.0}, {"k": 5, "library_steps_per_s": 386.0},
                                    {"k": 50, "library_steps_per_s": 105.0}],
                       "evaluation": {"images": 10000, "k": 5000, "library_seconds": 180.0}, "batch_size": 20}
+
+
+# The step kind the benchmark's rates are of (the cost model's ratio 1 by definition).
+BASIS_KINDS = ("iwae/standard/bernoulli",)
+
+
+def step_kind(config: TrainConfig) -> str:
+    """What a step computes beyond its multiply-adds: "objective/estimator/likelihood"
+    (PIWAE with its encoder's bound: "piwae-miwae/standard/bernoulli")."""
+    objective = f"piwae-{config.piwae_encoder}" if config.objective == "piwae" else config.objective
+    return f"{objective}/{config.estimator}/{config.likelihood}"
+
+
+def load_kind_ratios(path) -> dict:
+    """step kind -> measured seconds per step / the standard IWAE step's, from
+    ``benchmarks/step_variants.json`` (empty when the file is missing)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    return {kind: row["ratio_median"] for kind, row in json.loads(path.read_text())["step_kinds"].items()}
 
 
 def _dense_macs(sizes) -> int:
@@ -75,10 +98,12 @@ class CostModel:
     eval_per_sample: float
     factor: float
     basis: str
+    kind_ratios: dict = dataclasses.field(default_factory=dict)  # step kind -> cost / standard IWAE step's
 
     def step_seconds(self, config: TrainConfig) -> float:
         per_image, per_sample = multiply_adds(config.model_config())
-        return self.step_fixed + self.step_per_mac * config.batch_size / 20 * (per_image + config.k * per_sample)
+        plain = self.step_fixed + self.step_per_mac * config.batch_size / 20 * (per_image + config.k * per_sample)
+        return plain * self.kind_ratios.get(step_kind(config), 1.0)
 
     def eval_seconds(self, model: ModelConfig, images: int, k: int) -> float:
         return self.eval_per_sample * images * k * multiply_adds(model)[1] / multiply_adds(paper_model(1))[1]
@@ -148,20 +173,23 @@ def measured_run(run_dir) -> tuple | None:
 
 
 def step_shape(config: TrainConfig) -> tuple:
-    """What one training step's cost depends on: the model, k, the batch size and the estimator."""
-    return config.model_config(), config.k, config.batch_size, config.estimator
+    """What one training step's cost depends on: the model, k, the batch size and the step's kind."""
+    return config.model_config(), config.k, config.batch_size, step_kind(config)
 
 
-def cost_model(results_dir, benchmark_path) -> CostModel:
+def cost_model(results_dir, benchmark_path, kinds_path=None) -> CostModel:
     """The cost model of this machine: the benchmark's fit, times the median ratio of
     measured to predicted training time over the step shapes of the runs in ``results_dir``.
+    ``kinds_path``: the step kinds' measured costs (default: ``step_variants.json`` beside
+    ``benchmark_path``).
 
     Runs that share a step shape (:func:`step_shape`) count once, at the fastest of them:
     a run that shared the machine with others from start to end is slow in every epoch,
     which :func:`epoch_pace` cannot see, while its twin trained alone shows the machine's pace.
     """
     a, c, e = fit_costs(load_benchmark(benchmark_path))
-    base = CostModel(a, c, e, 1.0, "")
+    kinds_path = Path(kinds_path) if kinds_path else Path(benchmark_path).with_name("step_variants.json")
+    base = CostModel(a, c, e, 1.0, "", load_kind_ratios(kinds_path))
     fastest = {}
     folders = sorted(p for p in Path(results_dir).iterdir() if p.is_dir()) if Path(results_dir).is_dir() else []
     for folder in folders:
@@ -177,7 +205,8 @@ def cost_model(results_dir, benchmark_path) -> CostModel:
     basis = (f"{source} (steps/s at k=1, 5, 50, batch 20; k=5000 evaluation time), scaled by model size, "
              + (f"times {factor:.2f}, the median measured/benchmark ratio of the {len(ratios)} step shapes "
                 "of the runs in results/ (each at its fastest run)"
-                if ratios else "with no recorded run to calibrate against"))
+                if ratios else "with no recorded run to calibrate against")
+             + (f"; other step kinds at their measured cost ({kinds_path.name})" if base.kind_ratios else ""))
     return dataclasses.replace(base, factor=factor, basis=basis)
 
 
