@@ -33,6 +33,7 @@ if book.is_smoke():
 record = book.train_or_load("tiny_run", config, progress=False)
 print("R" "UN:", record.source, record.run_dir.parent.name, record.metrics["epochs_completed"],
       f"{{record.test_log_likelihood:.6f}}")
+print("SI" "TE:", book.building_site())
 """
 
 DRIVER = f"""\
@@ -116,6 +117,8 @@ def test_smoke_then_full_builds_show_their_own_runs(fixture_env):
     assert result.returncode == 0, log
     full_html = book / "_build" / "full" / "html"
     assert run_line(full_html) == f"RUN: recorded results 2 {metrics['test_log_likelihood']:.6f}"
+    for html in (smoke_html, full_html):  # the kernels knew they were making a static site
+        assert "SITE: True" in (html / "chapter.html").read_text()
     assert "trained now" not in (full_html / "chapter.html").read_text()
     assert run_line(smoke_html).startswith("RUN: trained now smoke 1")  # the smoke site is untouched
 

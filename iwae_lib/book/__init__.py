@@ -66,6 +66,16 @@ def profile_note() -> str:
             "now where none was recorded), as listed with each table.")
 
 
+SITE_BUILD_ENV = "IWAE_SITE_BUILD"  # set by iwae_lib.book.build for the notebook kernels it starts
+
+
+def building_site() -> bool:
+    """True while the book's build (``scripts/build_book.sh``) executes the notebook: its
+    outputs become a static page, so nothing that needs a live kernel (a TensorBoard server,
+    an interactive widget) should start."""
+    return os.environ.get(SITE_BUILD_ENV) == "1"
+
+
 def in_colab() -> bool:
     """True inside Google Colab."""
     return "google.colab" in sys.modules

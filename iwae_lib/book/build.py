@@ -83,6 +83,7 @@ def build(source, profile: str | None = None, runs: dict | None = None) -> Path:
     if profile not in book.PROFILES:
         raise ValueError(f"profile must be one of {', '.join(book.PROFILES)}, got {profile!r}")
     os.environ["IWAE_PROFILE"] = profile  # the notebook kernels inherit the profile
+    os.environ[book.SITE_BUILD_ENV] = "1"  # ... and know that they make a static site
     if profile == "full":
         os.environ.pop("IWAE_SMOKE", None)
     else:
