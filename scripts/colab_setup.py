@@ -127,18 +127,24 @@ def badge(notebook: str, root=REPO) -> str:
 def setup_cell(root=REPO) -> str:
     """Source of every chapter's Colab set-up cell."""
     url = repository(root)["url"]
-    return f'''# Runs only in Google Colab (elsewhere it does nothing): clone the repository, install the library
-# beside Colab's TensorFlow (scripts/colab_setup.py), and work from the clone's notebooks/ folder.
+    return f'''# Runs only in Google Colab (elsewhere it does nothing): clone the
+# repository, install the library beside Colab's TensorFlow
+# (scripts/colab_setup.py), and work from the clone's notebooks/ folder.
 import os
 import subprocess
 import sys
 
 if "google.colab" in sys.modules:
+    REPO_URL = "{url}.git"
     REPO_DIR = os.environ.get("{REPO_DIR_ENV}", "{COLAB_REPO_DIR}")
     if not os.path.isdir(REPO_DIR):
-        subprocess.run(["git", "clone", "--depth", "1", "{url}.git", REPO_DIR], check=True)
-    subprocess.run([sys.executable, os.path.join(REPO_DIR, "scripts", "colab_setup.py"), "--repo-dir", REPO_DIR],
-                   check=True)
+        subprocess.run(
+            ["git", "clone", "--depth", "1", REPO_URL, REPO_DIR], check=True
+        )
+    setup_script = os.path.join(REPO_DIR, "scripts", "colab_setup.py")
+    subprocess.run(
+        [sys.executable, setup_script, "--repo-dir", REPO_DIR], check=True
+    )
     sys.path.insert(0, REPO_DIR)
     os.chdir(os.path.join(REPO_DIR, "notebooks"))'''
 

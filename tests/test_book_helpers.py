@@ -31,6 +31,17 @@ def test_profile_from_environment(monkeypatch, env, expected):
     assert book.profile() == expected
     assert book.is_smoke() == (expected == "smoke")
     assert ("Smoke profile" in book.profile_note()) == (expected == "smoke")
+    assert max(len(line) for line in book.profile_note().splitlines()) <= book.PAGE_COLUMNS
+
+
+def test_notebook_code_fits_the_page():
+    """The rendered pages show PAGE_COLUMNS characters of a code cell; longer lines are cut."""
+    notebooks = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) >= 10
+    too_long = [f"{path.name}: {line}" for path in notebooks
+                for cell in json.loads(path.read_text(encoding="utf-8"))["cells"] if cell["cell_type"] == "code"
+                for line in "".join(cell["source"]).splitlines() if len(line) > book.PAGE_COLUMNS]
+    assert not too_long, "code lines wider than the page:\n" + "\n".join(too_long)
 
 
 def test_unknown_profile_is_a_clear_error(monkeypatch):
@@ -97,6 +108,9 @@ def test_train_or_load_loads_a_recorded_run_in_the_full_profile(monkeypatch, tmp
     assert record.training_hours == pytest.approx(2.0)
     text = record.describe()
     assert "fake_run" in text and "0123456789+dirty" in text and "12 of 12 epochs" in text and "2.00 h" in text
+    [entry] = book.provenance({"baseline": record})
+    assert all(len(line) <= book.PAGE_COLUMNS for line in entry.splitlines()) and "\n    " in entry
+    assert " ".join(line.strip() for line in entry.splitlines()) == f"baseline: {text}"
 
 
 def test_describe_names_configuration_differences(monkeypatch, tmp_path):

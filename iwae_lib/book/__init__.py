@@ -20,6 +20,7 @@ import functools
 import os
 import shutil
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -57,13 +58,19 @@ def is_smoke() -> bool:
     return profile() == "smoke"
 
 
+PAGE_COLUMNS = 79  # characters of a code cell's output the book's pages show without scrolling
+
+
 def profile_note() -> str:
-    """A sentence for the reader saying what the current profile's numbers mean."""
+    """A sentence for the reader saying what the current profile's numbers mean, broken into
+    lines that fit the book's pages."""
     if is_smoke():
-        return ("Smoke profile: tiny models trained for seconds on a few hundred images. The numbers "
+        note = ("Smoke profile: tiny models trained for seconds on a few hundred images. The numbers "
                 "below only show that the code runs; they say nothing about the paper's claims.")
-    return ("Full profile: numbers come from the recorded runs in results/ (or from runs trained "
-            "now where none was recorded), as listed with each table.")
+    else:
+        note = ("Full profile: numbers come from the recorded runs in results/ (or from runs trained "
+                "now where none was recorded), as listed with each table.")
+    return textwrap.fill(note, PAGE_COLUMNS)
 
 
 SITE_BUILD_ENV = "IWAE_SITE_BUILD"  # set by iwae_lib.book.build for the notebook kernels it starts
@@ -308,8 +315,11 @@ def missing_runs(names) -> list:
 
 
 def provenance(records: dict) -> list:
-    """One line per record: ``"<name>: <describe()>"``."""
-    return [f"{name}: {record.describe()}" for name, record in records.items()]
+    """One entry per record: ``"<name>: <describe()>"``, broken into lines of at most
+    ``PAGE_COLUMNS`` characters (continuation lines indented) so a page shows it whole."""
+    return [textwrap.fill(f"{name}: {record.describe()}", PAGE_COLUMNS, subsequent_indent="    ",
+                          break_long_words=False, break_on_hyphens=False)
+            for name, record in records.items()]
 
 
 def summary(records: dict, keys=("test_log_likelihood", "train_log_likelihood", "active_units", "selected_epoch")):
