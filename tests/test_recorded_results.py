@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from iwae_lib import checkpoints, cli, data, training
-from iwae_lib.book import result_check
+from iwae_lib.book import paper, result_check
 from iwae_lib.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,14 +18,14 @@ RECORDED = result_check.finished_runs(REPO / "results")
 # CI cost per run: 40 images x 5000 samples of the NumPy reference (a run recorded with fewer
 # samples per image gets proportionally more images, the same samples in all), and 20 samples
 # for each of the 10000 test images when the run has no per-image record: about 5-15 s on two cores.
-N_IMAGES, PAPER_K = 40, 5000
+N_IMAGES = 40
 
 
 def images_to_check(run_dir) -> int:
-    """N_IMAGES at the paper's k; K samples per image -> N_IMAGES * 5000 / K images (the Monte
-    Carlo error of a per-image difference grows like 1/sqrt(K), so the check stays as tight)."""
-    k = int(json.loads((run_dir / "metrics.json").read_text())["final_k"])
-    return max(N_IMAGES, N_IMAGES * PAPER_K // k)
+    """N_IMAGES at the paper's k; K samples per image -> N_IMAGES * paper.EVAL_K / K images (the
+    Monte Carlo error of a per-image difference grows like 1/sqrt(K), so the check stays as tight)."""
+    k = int(checkpoints.load_json(run_dir / "metrics.json")["final_k"])
+    return max(N_IMAGES, N_IMAGES * paper.EVAL_K // k)
 
 
 @pytest.mark.parametrize("run_dir", RECORDED, ids=[str(p.relative_to(REPO / "results")) for p in RECORDED])
