@@ -315,3 +315,27 @@ def test_a_notebook_says_how_long_training_a_missing_run_takes(tmp_path, monkeyp
     fake_unfinished(tmp_path / "results" / "mnist_1l_vae_k50_fast", config, epochs=100, seconds_per_epoch=10.0)
     resumed = book.training_notice("mnist_1l_vae_k50_fast", config, tmp_path / "results" / "mnist_1l_vae_k50_fast")
     assert "from epoch 100" in resumed and resumed.endswith("--resume")
+
+
+def test_the_book_and_the_runs_command_estimate_from_one_cost_model(tmp_path, monkeypatch, capsys):
+    """``book.machine_costs()`` is calibrated by the results folder in use: a run recorded
+    there at three times the benchmark's pace triples every estimate, in a notebook's notice
+    and in ``python -m iwae_lib runs`` alike."""
+    from iwae_lib import book
+
+    monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
+    name = "mnist_1l_vae_k50_fast"
+    config = catalog.config(name)
+    plain = book.machine_costs()
+    assert plain.factor == pytest.approx(estimates.cost_model(tmp_path, BENCHMARK).factor)
+    fake_unfinished(tmp_path / "slow", config, epochs=2,
+                    seconds_per_epoch=3 * estimates.steps_per_epoch(config) * plain.step_seconds(config) / plain.factor)
+    slow = book.machine_costs()
+    assert slow.factor == pytest.approx(3.0) and "the 1 step shapes" in slow.basis
+    hours = estimates.run_seconds(config, slow) / 3600
+    assert hours == pytest.approx(3 * estimates.run_seconds(config, plain) / plain.factor / 3600)
+    notice = book.training_notice(name, config, tmp_path / "runs" / name)
+    assert f"about {estimates.format_hours(hours * 3600)} on this machine" in notice
+    assert cli.main(["runs"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(name + " "))
+    assert estimates.format_hours(hours * 3600) in row

@@ -126,6 +126,20 @@ def runs_dir() -> Path:
     return Path(override).expanduser().resolve() if override else repo_root() / RUNS
 
 
+def benchmark_path() -> Path:
+    """``benchmarks/results.json``: the step and evaluation rates the time estimates start from."""
+    return repo_root() / "benchmarks" / "results.json"
+
+
+def machine_costs():
+    """This machine's cost model (:class:`iwae_lib.book.estimates.CostModel`): the benchmark
+    rates calibrated by the epoch times of the runs recorded in ``results_dir()``. The one
+    source of every time estimate the book and the CLI print."""
+    from iwae_lib.book import estimates
+
+    return estimates.cost_model(results_dir(), benchmark_path())
+
+
 def resolve_data_dir_env() -> None:
     """Make a relative ``IWAE_DATA_DIR`` (CI uses ``../shared/data``) absolute, relative to
     the repository root, so notebooks find the data from any working directory."""
@@ -294,7 +308,7 @@ def training_notice(name: str, config: TrainConfig, out: Path) -> str:
     take here (see :mod:`iwae_lib.book.estimates`) and the command that records it instead."""
     from iwae_lib.book import estimates, run_status
 
-    costs = estimates.cost_model(results_dir(), repo_root() / "benchmarks" / "results.json")
+    costs = machine_costs()
     state, done, _, per_epoch = run_status.folder_state(out, config)
     seconds = estimates.run_seconds(config, costs, done if state == "unfinished" else 0, per_epoch)
     start = f"from epoch {done} " if state == "unfinished" and done else ""

@@ -65,7 +65,7 @@ def check_runs(runs: dict | None = None) -> str | None:
     from iwae_lib.book import catalog, run_status
 
     runs = catalog.book_runs() if runs is None else runs
-    rows, costs = run_status.statuses(runs, book.results_dir(), book.repo_root() / "benchmarks" / "results.json")
+    rows, costs = run_status.statuses(runs, book.results_dir(), book.benchmark_path())
     return run_status.check_message(rows, costs)
 
 

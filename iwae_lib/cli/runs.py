@@ -22,7 +22,7 @@ def _context():
     results = book.results_dir()
     default = book.repo_root() / book.RESULTS
     root = "results" if results == default.resolve() else str(results)
-    return catalog.book_runs(), results, book.repo_root() / "benchmarks" / "results.json", root
+    return catalog.book_runs(), results, book.benchmark_path(), root
 
 
 def current_statuses():
