@@ -205,6 +205,25 @@ def test_learning_curves_against_hours_with_reference_lines():
         plotting.learning_curves({"run": history}, x="steps")
 
 
+def test_learning_curves_end_with_each_runs_final_estimate():
+    """A run's final estimate sits at the last x of its curve, in its colour; the legend
+    names the estimates once; a run without one gets no star."""
+    fast = [{"epoch": 10, "train_seconds": 3600.0, "test_bound": -90.0},
+            {"epoch": 20, "train_seconds": 9000.0, "test_bound": -88.0}]
+    slow = [{"epoch": 10, "train_seconds": 1800.0, "test_bound": -92.0}]
+    finals = {"fast": -86.5, "slow": -90.25, "absent": -80.0}
+    fig = plotting.learning_curves({"fast": fast, "slow": slow, "other": slow}, x="hours", finals=finals,
+                                   finals_label="k=5000 estimate")
+    ax = fig.axes[0]
+    stars = [line for line in ax.lines if line.get_marker() == "*" and len(line.get_xdata())]
+    assert [(list(s.get_xdata()), list(s.get_ydata())) for s in stars] == [([2.5], [-86.5]), ([0.5], [-90.25])]
+    curves = {line.get_label(): line for line in ax.lines if line.get_marker() != "*"}
+    assert [s.get_color() for s in stars] == [curves["fast"].get_color(), curves["slow"].get_color()]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fast", "slow", "other", "k=5000 estimate"]
+    plain = plotting.learning_curves({"fast": fast}, finals={"absent": -80.0})
+    assert len(plain.axes[0].lines) == 1 and [t.get_text() for t in plain.axes[0].get_legend().get_texts()] == ["fast"]
+
+
 def test_bound_vs_k_and_other_figures():
     fig = plotting.bound_vs_k([1, 5, 50], {"vae": [-90, -88, -87], "iwae": [-92, -87, -85]}, reference={"log p": -84})
     ax = fig.axes[0]

@@ -119,7 +119,8 @@ X_AXES = {"epoch": ("epoch", lambda h: h["epoch"]),
 
 
 def learning_curves(histories: dict, key="test_bound", title: str | None = None, ylabel: str | None = None,
-                    size=(7.0, 4.0), mark=None, x: str = "epoch", hlines: dict | None = None):
+                    size=(7.0, 4.0), mark=None, x: str = "epoch", hlines: dict | None = None,
+                    finals: dict | None = None, finals_label: str = "final estimate"):
     """Per-epoch curves from training histories (``metrics["history"]``).
 
     histories: name -> list of dicts with ``epoch`` and the plotted keys (entries missing
@@ -130,6 +131,9 @@ def learning_curves(histories: dict, key="test_bound", title: str | None = None,
         validation-selected epoch).
     x: ``"epoch"`` or ``"hours"`` (the entries' cumulative ``train_seconds``).
     hlines: optional label -> value, drawn as dotted horizontal lines (e.g. the paper's).
+    finals: optional name -> value, drawn as a star in the run's colour at the end of its
+        first curve (e.g. the k=5000 estimate that closes a run whose curve is a bound with
+        the training k); one legend entry, ``finals_label``, stands for all of them.
     Returns a Figure with one axes.
     """
     if x not in X_AXES:
@@ -148,10 +152,14 @@ def learning_curves(histories: dict, key="test_bound", title: str | None = None,
                 label = name if len(keys) == 1 else (f"{name}: {k}" if len(histories) > 1 else k)
                 line, = ax.plot(epochs, values, marker="." if len(points) < 30 else None,
                                 linestyle="-" if j == 0 else "--", label=label)
+                if finals and name in finals and j == 0:
+                    ax.plot([epochs[-1]], [finals[name]], "*", ms=11, color=line.get_color(), label="_nolegend_")
                 if mark and name in mark and j == 0:
                     marked = [(x_of(h), h[k]) for h in history if h["epoch"] == mark[name] and h.get(k) is not None]
                     if marked:
                         ax.plot([marked[0][0]], [marked[0][1]], "o", ms=9, mfc="none", color=line.get_color())
+        if finals and any(name in finals for name in histories):  # one grey star in the legend
+            ax.plot([], [], "*", ms=11, color="0.3", linestyle="none", label=finals_label)
         for label, value in (hlines or {}).items():
             ax.axhline(value, linestyle=":", color="0.3", linewidth=1)
             ax.annotate(label, (1.0, value), xycoords=("axes fraction", "data"), ha="right", va="bottom",
