@@ -1,9 +1,15 @@
-"""The website: build the Jupyter Book in the smoke profile, then look at it in a browser.
+"""The website: build the Jupyter Book, then look at it in a browser.
 
 SLOW (minutes): the build (``python -m iwae_lib.book.build --profile smoke``, as
 ``IWAE_SMOKE=1 bash scripts/build_book.sh`` runs it) executes every chapter's notebook in the
 smoke profile into ``_build/smoke/``, unless its cache already holds an execution of the same
-code with the same library. The browser check
+code with the same library.
+
+``IWAE_BOOK_PROFILE=full python -m pytest tests/test_book.py`` checks the full book instead
+(``_build/full/``, as ``bash scripts/build_book.sh`` builds it): it needs every run of
+``python -m iwae_lib runs`` recorded (the build refuses otherwise, and so the test fails with
+the list of missing runs), and it also checks that the chapters show those recorded runs and
+not the smoke profile's. The screenshots go to ``_build/screenshots/<profile>/``. The browser check
 needs Debian's ``chromium`` (``apt-get install -y chromium``) and is skipped without it, except
 when ``IWAE_REQUIRE_BROWSER=1`` (set by CI), where a missing browser fails the test.
 """
@@ -26,8 +32,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "_build"
-HTML = BUILD / "smoke" / "html"
-SCREENSHOTS = BUILD / "screenshots"
+PROFILE = os.environ.get("IWAE_BOOK_PROFILE", "smoke")  # the profile whose build these tests check
+HTML = BUILD / PROFILE / "html"
+SCREENSHOTS = BUILD / "screenshots" / PROFILE
 CHROMIUM = Path("/usr/bin/chromium")
 BUILD_TIMEOUT = 1800
 
@@ -49,8 +56,10 @@ def chapter_files():
 
 def book_env():
     env = dict(os.environ)
-    env["IWAE_SMOKE"] = "1"
+    env.pop("IWAE_SMOKE", None)
     env.pop("IWAE_PROFILE", None)
+    if PROFILE == "smoke":
+        env["IWAE_SMOKE"] = "1"
     env["IPYTHONDIR"] = str(REPO / ".ipython")
     env.setdefault("IWAE_DATA_DIR", str(REPO.parent / "shared" / "data"))
     return env
@@ -59,9 +68,11 @@ def book_env():
 @pytest.fixture(scope="module")
 def built_book():
     """Build the book once for this module; returns the html folder."""
+    if PROFILE not in ("smoke", "full"):
+        pytest.fail(f"IWAE_BOOK_PROFILE must be smoke or full, got {PROFILE!r}")
     if not os.environ.get("IWAE_DATA_DIR") or not Path(os.environ["IWAE_DATA_DIR"]).is_dir():
         pytest.skip("no data folder: set IWAE_DATA_DIR to the folder holding the MNIST files")
-    command = [sys.executable, "-m", "iwae_lib.book.build", "--profile", "smoke", str(REPO)]
+    command = [sys.executable, "-m", "iwae_lib.book.build", "--profile", PROFILE, str(REPO)]
     result = subprocess.run(command, cwd=REPO, env=book_env(), capture_output=True, text=True,
                             timeout=BUILD_TIMEOUT)
     log = result.stdout[-6000:] + result.stderr[-6000:]
@@ -82,6 +93,25 @@ def test_every_page_of_the_toc_is_built(built_book):
         assert "Traceback" not in text and "output_stderr" not in text and "ansi-red" not in text
     bibliography = (built_book / "book" / "references.html").read_text()
     assert "Importance Weighted Autoencoders" in bibliography
+
+
+def test_every_chapter_shows_its_profiles_runs(built_book):
+    """Smoke: every chapter says it shows the smoke profile. Full: none does; each names every
+    run of the book's list that it shows, recorded, and none was trained during the build."""
+    from iwae_lib.book import catalog
+
+    runs = catalog.book_runs()
+    for name in chapter_files():
+        text = (built_book / f"{name}.html").read_text()
+        if PROFILE == "smoke":
+            assert "Smoke profile:" in text, f"{name}: the smoke page does not say it is the smoke profile"
+            continue
+        assert "Full profile:" in text and "Smoke profile:" not in text, f"{name}: shows the wrong profile"
+        assert "trained now run" not in text, f"{name}: a run was trained during the build instead of loaded"
+        chapter = int(Path(name).name.split("_")[0])
+        shown = [run for run in runs.values() if chapter in run.chapters]
+        missing = [run.name for run in shown if run.name not in text]
+        assert not missing, f"{name}: does not name the recorded runs {missing}"
 
 
 # ----------------------------------------------------------------------------- browser

@@ -209,7 +209,8 @@ def test_statuses_commands_and_the_builds_message(tmp_path):
     fake_unfinished(tmp_path / "half", runs["half"].config, epochs=1, seconds_per_epoch=60.0)
     fake_recorded(tmp_path / "other", dataclasses.replace(runs["other"].config, k=7))
     fake_recorded(tmp_path / "chain" / "epoch_0001", dataclasses.replace(runs["chain"].config, epochs=1))
-    rows, costs = run_status.statuses(runs, tmp_path, BENCHMARK)
+    costs = estimates.cost_model(tmp_path, BENCHMARK)
+    rows = run_status.statuses(runs, tmp_path, costs)
     by_name = {s.run.name: s for s in rows}
     assert [s.state for s in rows] == ["recorded", "unfinished", "missing", "different", "unfinished"]
     assert by_name["done"].command == "" and by_name["done"].seconds == 0

@@ -65,8 +65,8 @@ def check_runs(runs: dict | None = None) -> str | None:
     from iwae_lib.book import catalog, run_status
 
     runs = catalog.book_runs() if runs is None else runs
-    rows, costs = run_status.statuses(runs, book.results_dir(), book.benchmark_path())
-    return run_status.check_message(rows, costs)
+    costs = book.machine_costs()
+    return run_status.check_message(run_status.statuses(runs, book.results_dir(), costs), costs)
 
 
 def build(source, profile: str | None = None, runs: dict | None = None) -> Path:

@@ -1,6 +1,6 @@
 """Where each of the book's runs stands in ``results/``, what is left, and how to record it.
 
-    statuses(runs, results_dir) -> [RunStatus]    one per catalog entry, in catalog order
+    statuses(runs, results_dir, costs) -> [RunStatus]  one per catalog entry, in catalog order
     check_message(statuses)     -> str | None     the build's refusal, or None when all are recorded
 
 A run is ``recorded`` (finished, with the catalog's configuration), ``unfinished`` (started
@@ -132,10 +132,10 @@ def _status(run: BookRun, folder: Path, costs: estimates.CostModel) -> RunStatus
                      train_command(run.name, run.config, resume=state == "unfinished"))
 
 
-def statuses(runs: dict, results_dir, benchmark_path) -> tuple:
-    """([RunStatus] in catalog order, the CostModel used for the estimates)."""
-    costs = estimates.cost_model(results_dir, benchmark_path)
-    return [status(run, results_dir, costs) for run in runs.values()], costs
+def statuses(runs: dict, results_dir, costs: estimates.CostModel) -> list:
+    """[RunStatus] in catalog order, their time estimates from ``costs`` (the book's is
+    :func:`iwae_lib.book.machine_costs`)."""
+    return [status(run, results_dir, costs) for run in runs.values()]
 
 
 def state_text(s: RunStatus) -> str:

@@ -14,23 +14,15 @@ import sys
 from iwae_lib.cli.common import EXIT_FAILURE, UsageError
 
 
-def _context():
-    """(catalog runs, results folder, benchmark file, how commands name the results folder)."""
-    from iwae_lib import book
-    from iwae_lib.book import catalog
-
-    results = book.results_dir()
-    default = book.repo_root() / book.RESULTS
-    root = "results" if results == default.resolve() else str(results)
-    return catalog.book_runs(), results, book.benchmark_path(), root
-
-
 def current_statuses():
     """([RunStatus], CostModel) of the book's catalog in the results folder."""
-    from iwae_lib.book import run_status
+    from iwae_lib import book
+    from iwae_lib.book import catalog, run_status
 
-    runs, results, benchmark, root = _context()
-    rows, costs = run_status.statuses(runs, results, benchmark)
+    results = book.results_dir()
+    root = "results" if results == (book.repo_root() / book.RESULTS).resolve() else str(results)
+    costs = book.machine_costs()
+    rows = run_status.statuses(catalog.book_runs(), results, costs)
     if root != "results":  # commands name the overriding results folder
         rows = [dataclasses.replace(s, command=s.command.replace("--out results/", f"--out {root}/", 1)) for s in rows]
     return rows, costs
@@ -60,10 +52,10 @@ def run_runs(args) -> int:
 
 def run_record(args) -> int:
     """Train catalog runs into the results folder, resuming whatever is there."""
-    from iwae_lib import data, training
-    from iwae_lib.book import snapshots
+    from iwae_lib import book, data, training
+    from iwae_lib.book import catalog, snapshots
 
-    runs, results, _, _ = _context()
+    runs, results = catalog.book_runs(), book.results_dir()
     unknown = [name for name in args.names if name not in runs]
     if unknown:
         raise UsageError(f"not in the book's catalog: {', '.join(unknown)} (see 'python -m iwae_lib runs')")
