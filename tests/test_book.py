@@ -30,6 +30,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 import yaml
 
+from iwae_lib import book
+
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "_build"
 PROFILE = os.environ.get("IWAE_BOOK_PROFILE", "smoke")  # the profile whose build these tests check
@@ -68,8 +70,8 @@ def book_env():
 @pytest.fixture(scope="module")
 def built_book():
     """Build the book once for this module; returns the html folder."""
-    if PROFILE not in ("smoke", "full"):
-        pytest.fail(f"IWAE_BOOK_PROFILE must be smoke or full, got {PROFILE!r}")
+    if PROFILE not in book.PROFILES:
+        pytest.fail(f"IWAE_BOOK_PROFILE must be one of {', '.join(book.PROFILES)}, got {PROFILE!r}")
     if not os.environ.get("IWAE_DATA_DIR") or not Path(os.environ["IWAE_DATA_DIR"]).is_dir():
         pytest.skip("no data folder: set IWAE_DATA_DIR to the folder holding the MNIST files")
     command = [sys.executable, "-m", "iwae_lib.book.build", "--profile", PROFILE, str(REPO)]
