@@ -116,6 +116,53 @@ def test_every_chapter_shows_its_profiles_runs(built_book):
         assert not missing, f"{name}: does not name the recorded runs {missing}"
 
 
+
+class _TableRows(HTMLParser):
+    """The text of each cell of each row of the first table body in a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self._in_body, self._cell = [], False, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tbody" and not self.rows:
+            self._in_body = True
+        elif self._in_body and tag == "tr":
+            self.rows.append([])
+        elif self._in_body and tag == "td":
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._in_body = False
+        elif tag == "td" and self._cell is not None:
+            self.rows[-1].append(self._cell.strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+FULL_BUILD_SECONDS = 15 * 60  # the README's bound on a whole full build, set-up included
+
+
+def test_the_execution_page_times_every_chapter(built_book):
+    """book/execution.md's table: one row per chapter, executed without error, with its run
+    time; the chapters of a full build together take less than the whole build may."""
+    parser = _TableRows()
+    parser.feed((built_book / "book" / "execution.html").read_text())
+    rows = {row[0]: row for row in parser.rows}
+    assert sorted(rows) == sorted(chapter_files()), f"the table lists {sorted(rows)}"
+    seconds = {}
+    for name, (_, _, _, runtime, status) in rows.items():
+        assert status == "\u2705", f"{name}: did not execute cleanly ({status!r})"
+        seconds[name] = float(runtime)
+        assert seconds[name] > 0, f"{name}: no run time"
+    if PROFILE == "full":
+        assert sum(seconds.values()) < FULL_BUILD_SECONDS, f"the chapters took {seconds}"
+
+
 # ----------------------------------------------------------------------------- browser
 
 
