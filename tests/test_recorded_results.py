@@ -34,9 +34,13 @@ def test_recorded_test_log_likelihood(run_dir, real_data_dir):
     print(result.message)
     assert result.passed, result.message
     # a meaningful check: the tolerance (4 s.e.) is far below the spread of log p(x) across images
-    # (about 25 nats). Measured s.e.: 0.11-0.15 by the per-image comparison, 0.38-0.58 by the mean
-    # comparison (runs recorded before per-image files; `evaluate --record-per-image` upgrades them)
-    assert result.stderr < (0.3 if result.mode == "per image" else 0.8), result.message
+    # (about 25 nats for binary images). Measured s.e.: 0.11-0.15 by the per-image comparison,
+    # 0.38-0.58 by the mean comparison (runs recorded before per-image files; `evaluate
+    # --record-per-image` upgrades them). The bound scales with the run's own spread where that is
+    # wider (the 8-bit model's log p(x) is in hundreds of nats: 0.53 s.e.).
+    per_image = run_dir / "test_log_likelihoods.npz"
+    spread = float(np.std(np.load(per_image)["log_likelihood"])) if per_image.is_file() else 25.0
+    assert result.stderr < (0.3 if result.mode == "per image" else 0.8) * max(1.0, spread / 25.0), result.message
 
 
 def test_fewer_samples_would_not_do_on_known_weights():
