@@ -117,7 +117,6 @@ def test_every_chapter_shows_its_profiles_runs(built_book):
         assert not missing, f"{name}: does not name the recorded runs {missing}"
 
 
-
 class _TableRows(HTMLParser):
     """Each row of the first table body in a page: the text of its cells and the first link."""
 
@@ -148,7 +147,7 @@ class _TableRows(HTMLParser):
             self._cell += data
 
 
-FULL_BUILD_SECONDS = 15 * 60  # the README's bound on a whole full build, set-up included
+FULL_BUILD_SECONDS = 15 * 60  # what a whole full build on a fresh clone may take, set-up included
 
 
 def test_the_execution_page_times_every_chapter(built_book):

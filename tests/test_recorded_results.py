@@ -19,6 +19,7 @@ RECORDED = result_check.finished_runs(REPO / "results")
 # samples per image gets proportionally more images, the same samples in all), and 20 samples
 # for each of the 10000 test images when the run has no per-image record: about 5-15 s on two cores.
 N_IMAGES = 40
+BINARY_SPREAD = 25.0  # nats: the spread of log p(x) across binary MNIST test images, roughly
 
 
 def images_to_check(run_dir) -> int:
@@ -38,9 +39,11 @@ def test_recorded_test_log_likelihood(run_dir, real_data_dir):
     # 0.38-0.58 by the mean comparison (runs recorded before per-image files; `evaluate
     # --record-per-image` upgrades them). The bound scales with the run's own spread where that is
     # wider (the 8-bit model's log p(x) is in hundreds of nats: 0.53 s.e.).
-    per_image = run_dir / "test_log_likelihoods.npz"
-    spread = float(np.std(np.load(per_image)["log_likelihood"])) if per_image.is_file() else 25.0
-    assert result.stderr < (0.3 if result.mode == "per image" else 0.8) * max(1.0, spread / 25.0), result.message
+    per_image = run_dir / result_check.PER_IMAGE_FILE
+    spread = (float(np.std(checkpoints.load_arrays(per_image)["log_likelihood"])) if per_image.is_file()
+              else BINARY_SPREAD)
+    bound = (0.3 if result.mode == "per image" else 0.8) * max(1.0, spread / BINARY_SPREAD)
+    assert result.stderr < bound, result.message
 
 
 def test_fewer_samples_would_not_do_on_known_weights():
