@@ -43,7 +43,7 @@ class TrainConfig:
     validation_size: int = 0
     patience: int | None = None  # early stopping, in evaluations without improvement
     eval_every: int = 10  # epochs between bound evaluations on held-out data (0: never)
-    eval_size: int = 2000  # held-out images used for those evaluations
+    eval_size: int = 2000  # held-out images used for those evaluations (test: spread over the file)
     eval_k: int | None = None  # samples per image in those evaluations (None: the training k)
     final_k: int = 5000  # samples for the final log-likelihood estimate
     final_test_size: int | None = None  # None: the whole test set

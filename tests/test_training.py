@@ -259,8 +259,22 @@ def test_held_out_curves_use_eval_k_samples(tmp_path, mnist):
     weights, model = load_weights(tmp_path / "run"), config.model_config()
     seed = config.seed + training.EVAL_SEED_OFFSETS["valid"]
     recorded = metrics["history"][-1]["test_bound"]
-    assert recorded == pytest.approx(training._heldout_bound(weights, model, mnist.test[:100], 200, seed), abs=1e-9)
-    assert recorded > training._heldout_bound(weights, model, mnist.test[:100], 5, seed) + 1.0
+    monitored = mnist.test[training.monitor_rows(len(mnist.test), config.eval_size)]
+    assert recorded == pytest.approx(training._heldout_bound(weights, model, monitored, 200, seed), abs=1e-9)
+    assert recorded > training._heldout_bound(weights, model, monitored, 5, seed) + 1.0
+
+
+def test_the_monitored_test_images_spread_over_a_file_sorted_by_class():
+    """A test file sorted by class (as Larochelle's binarized MNIST test file is): the rows
+    scored during training take every class in its share, not the first classes only."""
+    labels = np.repeat(np.arange(10), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+    rows = training.monitor_rows(len(labels), 2000)
+    assert rows.shape == (2000,) and len(np.unique(rows)) == 2000
+    assert rows[0] == 0 and rows[-1] == 9995 and np.all(np.diff(rows) == 5)
+    shares = np.bincount(labels[rows], minlength=10) / 2000
+    np.testing.assert_allclose(shares, np.bincount(labels) / len(labels), atol=1 / 2000)
+    np.testing.assert_array_equal(training.monitor_rows(150, 2000), np.arange(150))  # fewer images: all of them
+    np.testing.assert_array_equal(training.monitor_rows(9, 3), [0, 3, 6])
 
 
 def test_the_moving_average_update_matches_its_closed_form():

@@ -39,7 +39,7 @@ FIELD_HELP = {
     "validation_size": "images held out of the training set for validation (0: none)",
     "patience": "early stopping after this many evaluations without validation improvement",
     "eval_every": "epochs between held-out bound evaluations (0: never)",
-    "eval_size": "held-out images used for those evaluations",
+    "eval_size": "held-out images used for those evaluations (test images spread evenly over the file)",
     "final_k": "samples per image of the final log-likelihood estimate",
     "final_test_size": "test images of the final estimate ('none': all)",
     "final_train_size": "training images of the final train log-likelihood",
