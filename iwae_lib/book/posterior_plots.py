@@ -52,8 +52,10 @@ def _grid_side(grid) -> tuple:
 def _contours(ax, centres_1, centres_2, probabilities, n, color, filled):
     z = np.asarray(probabilities, np.float64).reshape(n, n)
     levels = mass_levels(z)
-    if filled:
-        ax.contourf(centres_1, centres_2, z, levels=[*levels, z.max() + 1e-12], cmap="Blues", alpha=0.8)
+    if filled:  # 99 %, 90 %, 50 % regions from light to dark, outlined so that samples cannot hide them
+        ax.contourf(centres_1, centres_2, z, levels=[*levels, z.max() + 1e-12],
+                    colors=["#9ecae1", "#4292c6", "#08519c"][-len(levels):], alpha=0.8)
+        ax.contour(centres_1, centres_2, z, levels=levels, colors="#08306b", linewidths=0.8, zorder=3.5)
     else:
         ax.contour(centres_1, centres_2, z, levels=levels, colors=color, linewidths=1.0)
 
@@ -90,7 +92,7 @@ def posterior_panels(images, grid, true_posterior, q_probabilities, samples=None
             _contours(ax, c1, c2, q_probabilities[b], n, "tab:red", filled=False)
             if samples is not None:
                 pts = np.asarray(samples)[:, b]
-                ax.scatter(pts[:, 0], pts[:, 1], s=5, color="black", alpha=0.5, label="SIR samples", zorder=3)
+                ax.scatter(pts[:, 0], pts[:, 1], s=3, color="black", alpha=0.35, label="SIR samples", zorder=3)
             for marker, (label, values) in zip(markers, (means or {}).items()):
                 ax.scatter(*np.asarray(values)[b], marker=marker, s=60, edgecolor="white", linewidth=0.8,
                            label=label, zorder=4)
