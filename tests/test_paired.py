@@ -85,3 +85,14 @@ def test_paired_difference_of_recorded_runs_matches_their_means():
     recorded = records[ESTIMATOR_RUNS[0]].test_log_likelihood - records[other].test_log_likelihood
     assert table.loc[other, f"NLL - {ESTIMATOR_RUNS[0]}"] == pytest.approx(recorded, abs=1e-5)  # float32 sums in the records
     assert table.loc[other, "s.e. (paired)"] < 0.5 * table.loc[other, "s.e."]
+
+
+def test_describe_says_which_differences_exceed_two_standard_errors():
+    import pandas as pd
+
+    table = pd.DataFrame({"NLL - IWAE": [math.nan, -0.5, 0.05, 0.3], "s.e. (paired)": [math.nan, 0.1, 0.1, 0.1]},
+                         index=["IWAE", "A", "B", "C"])
+    lines = paired.describe(table, "IWAE")
+    assert lines == ["A: NLL -0.500 ± 0.100 nats, fits the test images better than IWAE",
+                     "B: NLL +0.050 ± 0.100 nats, within 2 standard errors of IWAE",
+                     "C: NLL +0.300 ± 0.100 nats, fits the test images worse than IWAE"]

@@ -70,3 +70,19 @@ def nll_differences(records: dict, baseline: str):
                        "s.e.": record.metrics.get("test_log_likelihood_stderr", math.nan),
                        f"NLL - {baseline}": mean, "s.e. (paired)": se}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def describe(table, baseline: str, z: float = 2.0) -> list:
+    """One sentence per non-baseline row of :func:`nll_differences`'s table: its difference
+    from the baseline and whether it lies beyond z paired standard errors."""
+    lines = []
+    for label, row in table.drop(index=baseline).iterrows():
+        difference, stderr = row[f"NLL - {baseline}"], row["s.e. (paired)"]
+        if difference < -z * stderr:
+            verdict = f"fits the test images better than {baseline}"
+        elif difference > z * stderr:
+            verdict = f"fits the test images worse than {baseline}"
+        else:
+            verdict = f"within {z:g} standard errors of {baseline}"
+        lines.append(f"{label}: NLL {difference:+.3f} ± {stderr:.3f} nats, {verdict}")
+    return lines
