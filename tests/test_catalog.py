@@ -77,7 +77,7 @@ def test_the_catalog_holds_every_chapters_runs_once():
 def test_recorded_runs_match_the_catalog():
     """The catalog's Table 1 configuration is exactly what the recorded run used."""
     recorded = json.loads((REPO / "results" / "mnist_1l_iwae_k5" / "config.json").read_text())["train"]
-    state, *_ = run_status.folder_state(REPO / "results" / "mnist_1l_iwae_k5", catalog.config("mnist_1l_iwae_k5"))
+    state, *_ = run_status.folder_state(REPO / "results" / "mnist_1l_iwae_k5", catalog.config("mnist_1l_iwae_k5", smoke=False))
     assert state == "recorded"
     assert TrainConfig.from_dict(recorded).epochs == catalog.FULL_EPOCHS == 288
 
@@ -89,7 +89,7 @@ def test_a_second_table1_set_with_another_recipe():
 
 
 def test_config_applies_smoke_overrides_and_names_unknown_runs():
-    small = catalog.config("mnist_1l_vae_k50_fast", epochs=8, train_size=100)
+    small = catalog.config("mnist_1l_vae_k50_fast", smoke=False, epochs=8, train_size=100)
     assert (small.objective, small.k, small.epochs, small.train_size) == ("vae", 50, 8, 100)
     with pytest.raises(KeyError, match="known runs: mnist_1l_vae_k1_fast"):
         catalog.config("mnist_1l_vae_k7")
@@ -251,7 +251,7 @@ def test_a_run_being_trained_is_shown_and_not_handed_out_again(tmp_path, monkeyp
     monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
     first = next(iter(catalog.book_runs()))
     chain = next(run for run in catalog.book_runs().values() if run.kind == "snapshots")
-    fake_unfinished(tmp_path / first, catalog.config(first), epochs=2, seconds_per_epoch=60.0)
+    fake_unfinished(tmp_path / first, catalog.config(first, smoke=False), epochs=2, seconds_per_epoch=60.0)
     assert cli.main(["runs", "--missing-commands"]) == 0
     everything = capsys.readouterr().out.splitlines()
     assert f"--out {tmp_path}/{first} " in everything[0] and everything[0].endswith("--resume")
@@ -307,7 +307,7 @@ def test_a_notebook_says_how_long_training_a_missing_run_takes(tmp_path, monkeyp
     from iwae_lib import book
 
     monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path / "results"))
-    config = catalog.config("mnist_1l_vae_k50_fast")
+    config = catalog.config("mnist_1l_vae_k50_fast", smoke=False)
     text = book.training_notice("mnist_1l_vae_k50_fast", config, tmp_path / "runs" / "mnist_1l_vae_k50_fast")
     costs = estimates.cost_model(tmp_path / "results", BENCHMARK)
     hours = estimates.format_hours(estimates.run_seconds(config, costs))
@@ -326,7 +326,7 @@ def test_the_book_and_the_runs_command_estimate_from_one_cost_model(tmp_path, mo
 
     monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
     name = "mnist_1l_vae_k50_fast"
-    config = catalog.config(name)
+    config = catalog.config(name, smoke=False)
     plain = book.machine_costs()
     assert plain.factor == pytest.approx(estimates.cost_model(tmp_path, BENCHMARK).factor)
     fake_unfinished(tmp_path / "slow", config, epochs=2,
@@ -340,3 +340,41 @@ def test_the_book_and_the_runs_command_estimate_from_one_cost_model(tmp_path, mo
     assert cli.main(["runs"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(name + " "))
     assert estimates.format_hours(hours * 3600) in row
+
+
+def test_smoke_profile_shrinks_every_run_in_one_place(monkeypatch):
+    """In the smoke profile catalog.config gives each run's smoke version: 8 epochs on 100
+    images, small evaluations; the full profile gives the declared configuration."""
+    monkeypatch.setenv("IWAE_SMOKE", "1")
+    for name, run in catalog.book_runs().items():
+        small = catalog.config(name)
+        assert (small.train_size, small.final_k, small.final_test_size) == (100, 100, 100), name
+        assert small.total_epochs() <= 8 and small.objective == run.config.objective, name
+        if run.config.patience is not None:
+            assert small.patience == 2 and small.eval_every == 1
+        if run.config.n_stochastic == 2:
+            assert small.latent_sizes == (20, 10)
+    monkeypatch.setenv("IWAE_SMOKE", "0")
+    assert catalog.config("mnist_1l_iwae_k50_fast") == catalog.book_runs()["mnist_1l_iwae_k50_fast"].config
+    assert catalog.config("mnist_1l_iwae_k50_fast", smoke=True).epochs == 8
+
+
+def test_run_labels_speak_the_readers_words():
+    from iwae_lib import book
+    from iwae_lib.config import TrainConfig
+
+    assert book.run_label(TrainConfig(objective="iwae", k=50)) == "IWAE, k=50"
+    assert book.run_label(TrainConfig(objective="iwae", k=5, estimator="dreg")) == "IWAE, k=5, DReG"
+    assert book.run_label(TrainConfig(objective="miwae", k=64, miwae_groups=8)) == "MIWAE, k=64, 8 groups"
+    assert book.run_label(TrainConfig(objective="ciwae", k=64, ciwae_beta=0.5)) == "CIWAE, k=64, beta=0.5"
+
+
+def test_runs_note_names_runs_recipe_and_epochs(monkeypatch):
+    from iwae_lib import book
+
+    monkeypatch.setenv("IWAE_SMOKE", "0")
+    names = ["mnist_1l_iwae_k5_fast", "mnist_1l_iwae_k5"]
+    note = book.runs_note({name: book.load_run(name) for name in names})
+    assert "mnist_1l_iwae_k5_fast (fast recipe, 328 epochs)" in note
+    assert "mnist_1l_iwae_k5 (paper's stages scaled, 288 epochs)" in note.replace("\n", " ")
+    assert all(len(line) <= book.PAGE_COLUMNS for line in note.splitlines())

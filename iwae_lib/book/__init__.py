@@ -36,26 +36,10 @@ with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing; i
 
 from iwae_lib.book.catalog import FULL_EPOCHS  # noqa: E402,F401  (the recorded runs' epoch budget)
 
-PROFILES = ("smoke", "full")
+from iwae_lib.book.profiles import PROFILES, is_smoke, profile  # noqa: E402,F401
+
 RESULTS = "results"
 RUNS = "runs"
-
-
-# ----------------------------------------------------------------------------- profile
-
-
-def profile() -> str:
-    """``"smoke"`` when ``IWAE_SMOKE=1`` or ``IWAE_PROFILE=smoke``, else ``"full"``."""
-    chosen = os.environ.get("IWAE_PROFILE", "").strip().lower()
-    if chosen and chosen not in PROFILES:
-        raise ValueError(f"IWAE_PROFILE must be one of {', '.join(PROFILES)}, got {chosen!r}")
-    if os.environ.get("IWAE_SMOKE", "").strip().lower() in ("1", "true", "yes") or chosen == "smoke":
-        return "smoke"
-    return "full"
-
-
-def is_smoke() -> bool:
-    return profile() == "smoke"
 
 
 PAGE_COLUMNS = 79  # characters of a code cell's output the book's pages show without scrolling
@@ -334,6 +318,58 @@ def provenance(records: dict) -> list:
     return [textwrap.fill(f"{name}: {record.describe()}", PAGE_COLUMNS, subsequent_indent="    ",
                           break_long_words=False, break_on_hyphens=False)
             for name, record in records.items()]
+
+
+OBJECTIVE_LABELS = {"vae": "VAE", "iwae": "IWAE", "miwae": "MIWAE", "ciwae": "CIWAE", "piwae": "PIWAE"}
+ESTIMATOR_LABELS = {"standard": "", "stl": ", STL", "dreg": ", DReG"}
+RUNS_PAGE = "How the runs were made"  # the back matter's page of provenance (book/runs.md)
+
+
+def run_label(config: TrainConfig) -> str:
+    """A legend's words for a run: ``"IWAE, k=50"``, ``"IWAE, k=5, DReG"``, ``"MIWAE, k=64, 8
+    groups"``; never a run id."""
+    label = f"{OBJECTIVE_LABELS.get(config.objective, config.objective)}, k={config.k}"
+    if config.objective in ("miwae", "piwae") and config.miwae_groups > 1:
+        label += f", {config.miwae_groups} groups"
+    if config.objective == "ciwae":
+        label += f", beta={config.ciwae_beta:g}"
+    return label + ESTIMATOR_LABELS.get(config.estimator, f", {config.estimator}")
+
+
+def labelled(records: dict) -> dict:
+    """``run_label(record.config) -> record`` for name -> RunRecord (labels must be unique)."""
+    out = {run_label(record.config): record for record in records.values()}
+    if len(out) != len(records):
+        raise ValueError(f"runs share a label, name them yourself: {', '.join(records)}")
+    return out
+
+
+def _recipe_words(config: TrainConfig) -> str:
+    from iwae_lib import recipes
+
+    name = recipes.matching_recipe(config)
+    if name:
+        return f"{name} recipe"
+    return {"constant": f"constant rate {config.learning_rate:g}", "scaled": "paper's stages scaled",
+            "paper": "paper's stages", "linear_decay": "linear decay"}.get(config.schedule, config.schedule)
+
+
+def runs_note(records: dict) -> str:
+    """One sentence, wrapped to the page, naming the runs a chapter shows: name, recipe and
+    epochs trained (grouped), and where their provenance is. The chapters print it once."""
+    if is_smoke():
+        epochs = sorted({r.metrics.get("epochs_completed") for r in records.values()})
+        return textwrap.fill(f"Smoke profile: {len(records)} tiny run(s) trained just now "
+                             f"({', '.join(map(str, epochs))} epochs on 100 images); the numbers only "
+                             "show that the code runs.", PAGE_COLUMNS)
+    groups = {}
+    for name, record in records.items():
+        done = record.metrics.get("epochs_completed", "?")
+        key = f"{_recipe_words(record.config)}, {done} epochs"
+        groups.setdefault(key, []).append(name)
+    parts = [f"{', '.join(names)} ({key})" for key, names in groups.items()]
+    return textwrap.fill(f"Runs shown: {'; '.join(parts)}. Provenance: back matter, "
+                         f"'{RUNS_PAGE}'.", PAGE_COLUMNS, break_long_words=False, break_on_hyphens=False)
 
 
 def summary(records: dict, keys=("test_log_likelihood", "train_log_likelihood", "active_units", "selected_epoch")):

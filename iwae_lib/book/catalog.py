@@ -8,8 +8,8 @@ records each, and the book build refuses to start while one is missing. A run is
     kind "snapshots"   a chain of constant-rate segments of one TrainConfig, recorded in
                        ``results/<name>/epoch_NNNN/`` (see :mod:`iwae_lib.book.snapshots`).
 
-The smoke profile shrinks these configurations in each chapter (tiny data, few epochs);
-it never changes what a name means in the full profile.
+The smoke profile shrinks these configurations in one place, :func:`smoke_version` (tiny
+data, few epochs); it never changes what a name means in the full profile.
 
 Where to add runs: a chapter's new run goes into the block of its chapter in
 :func:`book_runs`; another set of Table 1 runs with another training recipe is one line,
@@ -249,16 +249,47 @@ def book_runs() -> dict:
     return runs
 
 
-def config(name: str, **smoke_overrides) -> TrainConfig:
-    """The book's TrainConfig of run ``name``, with ``smoke_overrides`` applied (the smoke
-    profile's small versions; empty in the full profile). KeyError lists the known names."""
+# The smoke profile (IWAE_SMOKE=1) in one place: every run of the book shrunk to seconds
+# on 100 training images, with small final evaluations. A name keeps its full meaning.
+SMOKE_SHRINK = {"epochs": 8, "train_size": 100, "final_k": 100, "final_test_size": 100, "final_train_size": 100,
+                "eval_every": 2, "eval_size": 100, "steps_per_call": 5}
+SMOKE_TWO_LAYERS = {"latent_sizes": (20, 10), "hidden_sizes": ((50, 50), (20, 20))}  # the paper's is slow to score
+
+
+def smoke_version(config: TrainConfig) -> TrainConfig:
+    """The smoke profile's stand-in for a run: :data:`SMOKE_SHRINK`, early stopping after two
+    evaluations of every epoch, a narrow model for two stochastic layers, one hidden layer of
+    50 units and k=5 for the two-dimensional model, and the paper's fixed-length schedule
+    replaced by its stages scaled to the smoke epochs."""
+    options = dict(SMOKE_SHRINK)
+    if config.schedule == "paper":
+        options["schedule"] = "scaled"
+    if config.warmup_epochs:
+        options["warmup_epochs"] = 1.0
+    if config.patience is not None:
+        options.update(patience=2, eval_every=1)
+    if config.n_stochastic == 2:
+        options.update(SMOKE_TWO_LAYERS)
+    if config.latent_sizes == (2,):
+        options.update(hidden_sizes=((50,),), k=5)
+    return dataclasses.replace(config, **options)
+
+
+def config(name: str, smoke: bool | None = None, **overrides) -> TrainConfig:
+    """The book's TrainConfig of run ``name``: in the smoke profile (``smoke``, default: the
+    environment's) its :func:`smoke_version`; ``overrides`` on top. KeyError lists the names."""
+    from iwae_lib.book.profiles import is_smoke
+
     runs = book_runs()
     if name not in runs:
         raise KeyError(f"no run named {name!r} in the book's catalog (iwae_lib/book/catalog.py); "
                        f"known runs: {', '.join(runs)}")
-    return dataclasses.replace(runs[name].config, **smoke_overrides)
+    base = runs[name].config
+    if is_smoke() if smoke is None else smoke:
+        base = smoke_version(base)
+    return dataclasses.replace(base, **overrides)
 
 
-def configs(names, **smoke_overrides) -> dict:
+def configs(names, smoke: bool | None = None, **overrides) -> dict:
     """name -> :func:`config` for each of ``names`` (same order)."""
-    return {name: config(name, **smoke_overrides) for name in names}
+    return {name: config(name, smoke=smoke, **overrides) for name in names}
