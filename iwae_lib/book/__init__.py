@@ -320,6 +320,18 @@ def provenance(records: dict) -> list:
             for name, record in records.items()]
 
 
+def glue(name: str, value, display: bool = False):
+    """MyST-NB's ``glue``: keep ``value`` under ``name`` so the page's prose can show it
+    (``{glue:text}`name:.2f` ``). Returns ``value``. Where myst_nb is missing (Colab) it only
+    returns the value: the chapters also print or assert what they glue."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    myst_glue(name, value, display=display)
+    return value
+
+
 OBJECTIVE_LABELS = {"vae": "VAE", "iwae": "IWAE", "miwae": "MIWAE", "ciwae": "CIWAE", "piwae": "PIWAE"}
 ESTIMATOR_LABELS = {"standard": "", "stl": ", STL", "dreg": ", DReG"}
 RUNS_PAGE = "How the runs were made"  # the back matter's page of provenance (book/runs.md)
