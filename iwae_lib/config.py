@@ -36,6 +36,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-4
+    adam_v_init: float = 0.0  # Adam's second moments start here; yburda/iwae's optimizers.py starts them at 1
     warmup_epochs: float = 0.0  # linear_decay schedule: epochs of linear warm-up to the peak rate
     ema_decay: float = 0.0  # > 0: evaluate and keep an exponential moving average of the parameters
     seed: int = 0
@@ -91,6 +92,7 @@ class TrainConfig:
         need(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.epsilon > 0,
              "Adam needs 0 <= beta1, beta2 < 1 and epsilon > 0")
+        need(self.adam_v_init >= 0, f"adam_v_init (Adam's initial second moment) must be >= 0, got {self.adam_v_init}")
         schedules.stages(self.schedule, self.epochs, self.learning_rate)  # raises on a bad schedule
         need(self.warmup_epochs == 0 or (self.schedule == "linear_decay" and 0 < self.warmup_epochs < self.epochs),
              f"warmup_epochs ({self.warmup_epochs}) needs --schedule linear_decay and must be below epochs")

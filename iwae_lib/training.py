@@ -142,10 +142,11 @@ def epoch_order(seed: int, epoch: int, n_train: int, batch_size: int) -> np.ndar
 def _fresh_state(config, model, train_mean):
     params = models.init_params(model, config.seed, train_mean)
     zeros = {n: np.zeros_like(p) for n, p in params.items()}
+    second_moments = {n: np.full_like(p, config.adam_v_init) for n, p in params.items()}
     counters = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "epoch_bound_sum": 0.0,
                 "epoch_steps": 0, "history": [], "stage_seconds": {}, "train_seconds": 0.0,
                 "best": None, "evals_since_best": 0, "stopped_early": False}
-    return params, zeros, dict(zeros), None, counters, None
+    return params, zeros, second_moments, None, counters, None
 
 
 def save_checkpoint(path, params, m, v, best, counters, ema=None):
@@ -163,7 +164,10 @@ def load_checkpoint(path):
         arrays = checkpoints.load_arrays(path)
         counters = json.loads(str(arrays.pop("counters_json")))
     except Exception as err:  # a checkpoint is written atomically, so this means outside damage
-        raise RuntimeError(f"cannot read checkpoint {path}: {err}. Delete it to start the run again.") from err
+        reason = err.reason if isinstance(err, checkpoints.DamagedFile) else f"{type(err).__name__}: {err}"
+        raise RuntimeError(f"checkpoint {path} is damaged and was not used ({reason}), so the run cannot continue "
+                           "from it: put back an intact copy, or delete it to train the run again from the start"
+                           ) from err
     groups = {"param": {}, "adam_m": {}, "adam_v": {}, "best": {}, "ema": {}}
     for key, value in arrays.items():
         prefix, name = key.split(":", 1)

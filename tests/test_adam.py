@@ -35,3 +35,24 @@ def test_epsilon_enters_after_bias_correction():
     g = 1e-4
     adam.apply_adam(params, {"w": tf.constant([g])}, m, v, tf.constant(1.0), tf.constant(1.0), epsilon=1e-4)
     np.testing.assert_allclose(params["w"].numpy(), [-g / (g + 1e-4)], rtol=1e-4)
+
+
+def test_second_moments_started_at_one_shrink_the_first_steps():
+    """yburda/iwae's Adam starts v at 1 (``adam_v_init=1``): at step 1 v_hat is
+    (beta2 + (1 - beta2) g^2) / (1 - beta2), about 1000, so the first update is about
+    lr * g / 31.6 instead of lr * sign(g). The fused update agrees with the closed form."""
+    from iwae_lib import training
+    from iwae_lib.config import TrainConfig
+
+    config = TrainConfig(adam_v_init=1.0, train_size=20, epochs=8)
+    _, m0, v0, *_ = training._fresh_state(config, config.model_config(), None)
+    assert all(np.all(v == 1.0) for v in v0.values()) and all(np.all(m == 0.0) for m in m0.values())
+    params = {"w": tf.Variable([0.0])}
+    m = adam.zeros_like_params(params)
+    v = {"w": tf.Variable([1.0])}
+    g, beta2 = 0.5, 0.999
+    adam.apply_adam(params, {"w": tf.constant([g])}, m, v, tf.constant(1.0), tf.constant(1e-3), beta2=beta2)
+    v_hat = (beta2 + (1 - beta2) * g * g) / (1 - beta2)
+    expected = -1e-3 * g / (np.sqrt(v_hat) + 1e-4)
+    np.testing.assert_allclose(params["w"].numpy(), [expected], rtol=1e-4)
+    assert abs(expected) < 1e-3 / 60  # a sixtieth of the textbook first step, lr * sign(g)
