@@ -125,3 +125,104 @@ def test_write_and_check_on_a_copy(tmp_path):
         tmp_path / tables.BOOK_TABLE).read_text()
     with pytest.raises(ValueError, match="no results table markers"):
         tables.replace_readme_block("# no markers\n", "x")
+
+
+# ----------------------------------------------------------------------------- "How the runs were made"
+
+
+ENVIRONMENT = {"git_revision": "0123456789abcdef0123456789abcdef01234567+dirty", "cpu": "Some CPU", "cpu_count": 2,
+               "gpus": []}
+
+
+def finished_metrics(epochs, selected=None, hours=1.5, sessions=None, environment=None, stopped_early=False):
+    """A metrics.json of a run that trained ``epochs`` epochs at 10 s each (``sessions``: their start epochs)."""
+    from iwae_lib.config import TrainConfig
+
+    environment = environment or ENVIRONMENT
+    return {"config": TrainConfig(epochs=epochs).to_dict(), "epochs_completed": epochs, "total_epochs": 288,
+            "selected_epoch": selected or epochs, "stopped_early": stopped_early,
+            "wall_seconds": {"training": hours * 3600},
+            "history": [{"epoch": e + 1, "train_seconds": 10.0 * (e + 1)} for e in range(epochs)],
+            "environment": environment,
+            "training_sessions": [{"from_epoch": e, "from_step": 0, "environment": environment}
+                                  for e in (sessions or [0])]}
+
+
+def test_runs_page_rows_read_each_record(tmp_path):
+    from iwae_lib.book import catalog, runs_page
+
+    run = catalog.book_runs()["mnist_1l_iwae_k5_valid"]
+    gpu = {**ENVIRONMENT, "cpu": "Other CPU", "gpus": ["NVIDIA H100"]}
+    metrics = finished_metrics(120, selected=110, hours=0.5, stopped_early=True, sessions=[0, 60],
+                               environment=gpu)
+    metrics["training_sessions"][0]["environment"] = ENVIRONMENT
+    record(tmp_path, run.name, run.config.to_dict(), metrics)
+    [row] = runs_page.rows(tmp_path, {run.name: run})
+    assert row["state"] == "recorded" and row["chapters"] == "2"
+    assert row["recipe"] == "paper's stages scaled"
+    assert row["epochs done / total"] == "120 / 288, stopped early" and row["selected epoch"] == "110"
+    assert row["training hours"] == "0.50" and row["training sessions"] == "2"
+    assert row["hardware"] == "Some CPU / Other CPU, 2 cores + NVIDIA H100"
+    assert row["recorded with revision"] == "`0123456+dirty`"
+    assert row["command"] == ("python -m iwae_lib train --out results/mnist_1l_iwae_k5_valid --epochs 288 "
+                              "--validation-size 10000 --patience 10")
+    [missing] = runs_page.rows(tmp_path / "elsewhere", {run.name: run})
+    assert missing["state"] == "not recorded" and missing["epochs done / total"] == "not recorded (of 288)"
+    assert missing["command"] == row["command"]
+
+
+def test_runs_page_covers_the_catalog_with_recipes_and_commands():
+    from iwae_lib.book import catalog, runs_page
+
+    runs = catalog.book_runs()
+    rows = runs_page.rows(REPO / "results")
+    assert [row["name"] for row in rows] == list(runs)
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["mnist_1l_iwae_k50_fast"]["recipe"] == "fast"
+    assert by_name["mnist_1l_iwae_k5"]["recipe"] == "paper's stages scaled"
+    assert by_name["study_k5_e30_linear_3e-3_ema"]["recipe"] == "linear decay from 0.003, weight average"
+    assert by_name["mnist_1l_iwae_k64_constant"]["recipe"] == "constant rate 0.001"
+    assert by_name["mnist_1l_iwae_k5_snapshots"]["command"] == "python -m iwae_lib record mnist_1l_iwae_k5_snapshots"
+    assert all(row["command"].startswith(f"python -m iwae_lib train --out results/{row['name']} ")
+               for row in rows if runs[row["name"]].kind == "train")
+    assert runs_page.recipe_text(catalog.table1_recipe_runs()["mnist_2l_iwae_k5_fast"]) == "fast"
+
+
+def test_runs_in_progress_are_listed_by_name_recipe_and_epochs(tmp_path):
+    from iwae_lib import recipes
+    from iwae_lib.book import runs_page
+
+    folder = record(tmp_path, "mnist_1l_iwae_k5_paper", recipes.recipe_config("paper", k=5).to_dict())
+    (folder / "checkpoint.npz").write_bytes(b"")
+    (folder / "progress.json").write_text(json.dumps({"epochs_completed": 40, "total_epochs": 3280, "history": []}))
+    record(tmp_path, "finished", train_config(), METRICS)  # metrics.json: not in progress
+    record(tmp_path, "no_checkpoint", train_config())
+    assert runs_page.in_progress(tmp_path) == [
+        {"name": "mnist_1l_iwae_k5_paper", "recipe": "paper's recipe", "epochs_done": 40, "total_epochs": 3280}]
+    assert runs_page.in_progress(tmp_path / "missing") == []
+
+
+def test_runs_page_is_current_and_in_the_back_matter():
+    """book/_generated/runs.md holds every catalog run as results/ records it, without the
+    progress of runs in training (so it stays current while they train), and book/runs.md
+    includes it, in the back matter before the execution times."""
+    import yaml
+
+    from iwae_lib import book
+    from iwae_lib.book import catalog, runs_page
+
+    generated = (REPO / runs_page.RUNS_TABLE).read_text(encoding="utf-8")
+    assert generated == runs_page.book_block(REPO / "results", REPO), \
+        "book/_generated/runs.md is out of date: python -m iwae_lib.book.tables --write"
+    for name in catalog.book_runs():
+        assert f"`{name}`" in generated
+    for run in runs_page.in_progress(REPO / "results"):
+        assert run["name"] not in generated
+    page = (REPO / "book" / "runs.md").read_text(encoding="utf-8")
+    assert page.startswith("# How the runs were made\n")
+    assert book.RUNS_PAGE == "How the runs were made"
+    assert "```{include} _generated/runs.md" in page and "```{runs-in-progress}" in page
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    back = next(part for part in toc["parts"] if part["caption"] == "Back matter")
+    files = [chapter["file"] for chapter in back["chapters"]]
+    assert files.index("book/runs") == files.index("book/execution") - 1

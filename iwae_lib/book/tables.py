@@ -7,11 +7,12 @@ recorded"); nothing is typed by hand. Two places show them and are kept current 
 * ``README.md``, between :data:`README_START` and :data:`README_END`;
 * ``book/_generated/results.md``, included by the landing page ``book/intro.md``.
 
-Rewrite both after a run finishes::
+The same command writes the back matter's table of how every run was made,
+``book/_generated/runs.md`` (:mod:`iwae_lib.book.runs_page`). Rewrite them after a run finishes::
 
-    python -m iwae_lib.book.tables --write      # README.md and book/_generated/results.md
+    python -m iwae_lib.book.tables --write      # README.md and book/_generated/{results,runs}.md
     python -m iwae_lib.book.tables --readme     # only README.md
-    python -m iwae_lib.book.tables --check      # exit 1 when either is out of date
+    python -m iwae_lib.book.tables --check      # exit 1 when one is out of date
 """
 
 from __future__ import annotations
@@ -201,14 +202,17 @@ def _targets(root: Path, readme_only: bool) -> dict:
     readme = root / "README.md"
     targets = {readme: replace_readme_block(readme.read_text(encoding="utf-8"), readme_block(root / "results"))}
     if not readme_only:
+        from iwae_lib.book import runs_page
+
         targets[root / BOOK_TABLE] = book_block(root / "results", root)
+        targets[root / runs_page.RUNS_TABLE] = runs_page.book_block(root / "results", root)
     return targets
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m iwae_lib.book.tables", description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--write", action="store_true", help="rewrite README.md's table and book/_generated/results.md")
+    group.add_argument("--write", action="store_true", help="rewrite README.md's table and book/_generated/{results,runs}.md")
     group.add_argument("--readme", action="store_true", help="rewrite README.md's table only")
     group.add_argument("--check", action="store_true", help="exit 1 if either is out of date")
     group.add_argument("--print", action="store_true", help="print the table")
