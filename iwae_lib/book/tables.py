@@ -124,6 +124,7 @@ def rows(results: Path | None = None) -> list:
         if status["state"] == "finished":
             m = status["metrics"]
             row.update({
+                "gap": -m["test_log_likelihood"] - paper.test_nll(dataset, layers, objective, k),
                 "our NLL": f"{-m['test_log_likelihood']:.2f} ± {m['test_log_likelihood_stderr']:.2f}",
                 "our units": _units(m["active_units"]),
                 "epochs": str(m["epochs_completed"]),
@@ -156,9 +157,29 @@ def markdown_table(results: Path | None = None, link=None) -> str:
     return "\n".join(lines)
 
 
+def gap_sentence(table: list) -> str:
+    """How far the recorded runs are from the paper, per recipe: the range of our test NLL minus
+    the paper's (positive: ours is worse), fast recipe first; "" when no run is recorded."""
+    parts = []
+    for recipe in sorted((r for r, _ in RECIPES), key=lambda r: r != "fast"):
+        gaps = [row["gap"] for row in table if row["state"] == "finished" and row["recipe"] == recipe]
+        if gaps:
+            span = f"{min(gaps):+.2f} to {max(gaps):+.2f}" if len(gaps) > 1 else f"{gaps[0]:+.2f}"
+            words = "the fast recipe" if recipe == "fast" else f"the {recipe}"
+            parts.append(f"{span} nats for the {len(gaps)} run{'s' if len(gaps) > 1 else ''} with {words}")
+    if not parts:
+        return ""
+    gaps = [row["gap"] for row in table if row["state"] == "finished"]
+    worse = sum(gap > 0 for gap in gaps)
+    count = f"all {len(gaps)}" if worse == len(gaps) else f"{worse} of the {len(gaps)}"
+    return (" Our test NLL minus the paper's (positive: ours is worse) is " + " and ".join(parts)
+            + f": {count} recorded runs {'are' if worse != 1 else 'is'} worse than the paper.")
+
+
 def summary(results: Path | None = None) -> str:
-    """One sentence: how many of the table's runs are recorded."""
-    states = [row["state"] for row in rows(results)]
+    """How many of the table's runs are recorded, and how far they are from the paper."""
+    table = rows(results)
+    states = [row["state"] for row in table]
     finished, unfinished = states.count("finished"), states.count("unfinished")
     def verb(n):
         return "is" if n == 1 else "are"
@@ -166,7 +187,7 @@ def summary(results: Path | None = None) -> str:
     return (f"{finished} of the {len(states)} runs below {verb(finished)} recorded; {unfinished} more "
             f"{verb(unfinished)} unfinished "
             f"(NLL: negative log-likelihood in nats, estimated with k={paper.EVAL_K} samples on the "
-            f"test set; paper: {paper.SOURCE}).")
+            f"test set; paper: {paper.SOURCE})." + gap_sentence(table))
 
 
 def repository_url(root: Path = REPO) -> str:
