@@ -1,8 +1,8 @@
 """A table of how long each chapter's notebook took to execute in the build that made the site.
 
-``{chapter-run-times}`` in a page becomes a three-column table (chapter, when it ran, seconds)
-with a last row that adds the seconds up. It reads the execution records that MyST-NB keeps
-for every executed notebook (what its own ``nb-exec-table`` shows, in a form that fits the
+``{chapter-run-times}`` in a page becomes a sentence naming the build's profile and a
+three-column table (chapter, when it ran, seconds) with a last row that adds the seconds
+up. It reads the execution records that MyST-NB keeps for every executed notebook (what its own ``nb-exec-table`` shows, in a form that fits the
 page: chapter titles instead of file names, no status column, which a failing chapter never
 reaches because the build stops on it).
 """
@@ -86,12 +86,25 @@ def make_table(parent, rows):
     return table
 
 
+def profile_sentence():
+    """Which profile the chapters ran in (``iwae_lib.book.build`` sets it for the whole build)."""
+    from iwae_lib.book.profiles import profile
+
+    name = profile()
+    other = "IWAE_SMOKE=1 bash scripts/build_book.sh" if name == "full" else "bash scripts/build_book.sh"
+    paragraph = nodes.paragraph(text=f"This site was built in the {name} profile; ")
+    paragraph += nodes.literal(text=other)
+    paragraph += nodes.Text(f" builds the {'smoke' if name == 'full' else 'full'} one, whose page of this name "
+                            "gives that profile's times.")
+    return paragraph
+
+
 class FillRunTimes(SphinxPostTransform):
     default_priority = 8  # before the references are resolved
 
     def run(self, **kwargs):
         for node in list(self.document.findall(RunTimesNode)):
-            node.replace_self(make_table(self.env.docname, run_times(self.env)))
+            node.replace_self([profile_sentence(), make_table(self.env.docname, run_times(self.env))])
 
 
 def setup(app):
