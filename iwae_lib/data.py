@@ -1,8 +1,8 @@
 """Data sets of the IWAE paper as arrays: MNIST, binarized MNIST (Larochelle) and Omniglot.
 
-This module parses the files and assembles the splits; :mod:`iwae_lib.sources` finds,
-downloads and checks the files (:func:`fetch`, :data:`REGISTRY`, :class:`DataError`, re-exported
-here), and :mod:`iwae_lib.pipelines` turns arrays into tf.data batches
+This module parses the files and assembles the splits; :mod:`iwae_lib.sources` finds the
+files, downloads and checks them with pooch (:func:`fetch`, :data:`REGISTRY`, :class:`DataError`,
+re-exported here), and :mod:`iwae_lib.pipelines` turns arrays into tf.data batches
 (:func:`make_train_dataset`, :func:`make_eval_dataset`, also re-exported here).
 
 Arrays

@@ -1,16 +1,18 @@
-"""Tests of iwae_lib.data and the modules it is built on (iwae_lib.sources: files, mirrors and checksums;
-iwae_lib.pipelines: tf.data): file checks, loaders, data set assembly and pipelines."""
+"""Tests of iwae_lib.data and the modules it is built on (iwae_lib.sources: files, mirrors and checksums, fetched
+through pooch; iwae_lib.pipelines: tf.data): file checks, loaders, data set assembly and pipelines."""
 
 import gzip
 import hashlib
-import io
+import http.server
 import os
 import shutil
+import socket
 import struct
-import urllib.error
-import urllib.request
+import threading
+import types
 
 import numpy as np
+import pooch
 import pytest
 import scipy.io
 
@@ -24,10 +26,6 @@ MNIST_LABELS_URL = "http://yann.lecun.com/exdb/mnist/t10k-labels-idx1-ubyte.gz"
 # ----------------------------------------------------------------------------------------
 
 
-def _digests(content, algorithms):
-    return {alg: hashlib.new(alg, content).hexdigest() for alg in algorithms}
-
-
 def _idx_gz(magic, dims, payload):
     """gzip-compressed IDX file: big-endian magic and dims, then uint8 payload."""
     header = struct.pack(">" + "i" * (1 + len(dims)), magic, *dims)
@@ -36,19 +34,62 @@ def _idx_gz(magic, dims, payload):
 
 def _trust(monkeypatch, name, content):
     """Make the registry expect ``content`` for file ``name`` (for synthetic files)."""
-    algorithms = data.REGISTRY[name]["digests"]
-    monkeypatch.setitem(data.REGISTRY[name], "digests", _digests(content, algorithms))
+    algorithm = data.REGISTRY[name]["hash"].split(":")[0]
+    monkeypatch.setitem(data.REGISTRY[name], "hash", f"{algorithm}:{hashlib.new(algorithm, content).hexdigest()}")
 
 
 def _forbid_network(monkeypatch):
-    def urlopen(*args, **kwargs):
+    def retrieve(*args, **kwargs):
         raise AssertionError("the network must not be used here")
 
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(pooch, "retrieve", retrieve)
 
 
-class _FakeResponse(io.BytesIO):
-    """Stands in for the object urlopen returns (a binary stream and context manager)."""
+def _closed_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def mirrors(monkeypatch):
+    """A local HTTP server standing in for the data hosts (no network needed).
+
+    ``served`` maps a URL path to the bytes served there, or to an HTTP error status;
+    other paths answer 404. ``requested`` lists the paths asked for, in order.
+    """
+    for proxy in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    served, requested = {}, []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requested.append(self.path)
+            body = served.get(self.path, 404)
+            if isinstance(body, int):
+                self.send_error(body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield types.SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", served=served, requested=requested)
+    server.shutdown()
+    server.server_close()
+
+
+def _serve_from(monkeypatch, mirrors, name, *folders):
+    """Point the registry URLs of ``name`` at ``mirrors``: one URL per folder, in order."""
+    urls = tuple(f"{mirrors.url}/{folder}/{name}" for folder in folders)
+    monkeypatch.setitem(data.REGISTRY[name], "urls", urls)
+    return urls
 
 
 def _one_epoch(dataset):
@@ -180,7 +221,7 @@ def test_corrupt_file_in_data_dir_is_rejected_and_kept(real_data_dir, tmp_path, 
         data.fetch(name)
     message = str(caught.value)
     assert name in message and str(copy) in message
-    assert data.REGISTRY[name]["digests"]["sha256"] in message
+    assert data.REGISTRY[name]["hash"].split(":")[1] in message
     assert hashlib.sha256(bytes(content)).hexdigest() in message
     assert "not used" in message
     assert copy.read_bytes() == bytes(content)  # IWAE_DATA_DIR is never modified
@@ -224,8 +265,8 @@ def test_verification_is_cached_per_file_version(real_data_dir, tmp_path, monkey
     shutil.copyfile(real_data_dir / name, copy)
     monkeypatch.setenv("IWAE_DATA_DIR", str(tmp_path))
     calls = []
-    real_hash = sources._hash_file
-    monkeypatch.setattr(sources, "_hash_file", lambda *a: calls.append(a) or real_hash(*a))
+    real_hash = sources._content_hash
+    monkeypatch.setattr(sources, "_content_hash", lambda *a: calls.append(a) or real_hash(*a))
     assert data.fetch(name) == copy and data.fetch(name) == copy
     assert len(calls) == 1  # hashed once, then remembered
     content = copy.read_bytes()
@@ -252,28 +293,24 @@ def test_missing_file_in_data_dir(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_no_network(tmp_path, monkeypatch):
+def test_no_network(tmp_path, monkeypatch, mirrors):
+    name = "t10k-labels-idx1-ubyte.gz"
+    port = _closed_port()
+    urls = (f"http://127.0.0.1:{port}/a/{name}", f"http://127.0.0.1:{port}/b/{name}")
+    monkeypatch.setitem(data.REGISTRY[name], "urls", urls)
     monkeypatch.delenv("IWAE_DATA_DIR", raising=False)
     monkeypatch.setenv("IWAE_CACHE_DIR", str(tmp_path))
-    tried = []
-
-    def urlopen(url, *args, **kwargs):
-        tried.append(url)
-        raise urllib.error.URLError("network is unreachable")
-
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
-    name = "t10k-labels-idx1-ubyte.gz"
     with pytest.raises(data.DataError, match="could not download") as caught:
         data.fetch(name)
-    assert tried == list(data.REGISTRY[name]["urls"])
     message = str(caught.value)
-    for url in tried:
-        assert url in message
-    assert "network is unreachable" in message and str(tmp_path) in message
+    failures = message.splitlines()[1:3]  # one line per URL, in the order they were tried
+    assert [line.split(": ")[:2] for line in failures] == [[f"  {url}", "ConnectionError"] for url in urls]
+    assert "Connection refused" in failures[0] and str(tmp_path) in message
+    assert f"Download {name} from {urls[0]} (mirrors: {urls[1]})" in message
     assert list(tmp_path.iterdir()) == []  # no partial files left behind
 
 
-def test_download_tries_mirrors_caches_and_verifies(tmp_path, monkeypatch):
+def test_download_tries_mirrors_caches_and_verifies(tmp_path, monkeypatch, mirrors):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(3, 28, 28))
     labels = np.array([7, 2, 1])
@@ -283,32 +320,41 @@ def test_download_tries_mirrors_caches_and_verifies(tmp_path, monkeypatch):
     }
     for name, content in served.items():
         _trust(monkeypatch, name, content)
+        # the first mirror is down, the second serves the file; the last host must not be asked
+        _serve_from(monkeypatch, mirrors, name, "down", "up", "refusing")
+        mirrors.served[f"/down/{name}"] = 503
+        mirrors.served[f"/up/{name}"] = content
     monkeypatch.delenv("IWAE_DATA_DIR", raising=False)
-    monkeypatch.setenv("IWAE_CACHE_DIR", str(tmp_path / "cache"))
-    tried = []
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("IWAE_CACHE_DIR", str(cache))
 
-    def urlopen(url, *args, **kwargs):
-        tried.append(url)
-        if "amazonaws.com" in url:  # the first mirror is down: the next one serves the file
-            raise urllib.error.HTTPError(url, 503, "Service Unavailable", None, None)
-        if "yann.lecun.com" in url:
-            raise AssertionError("a host that refuses scripts is only tried when every mirror failed")
-        return _FakeResponse(served[url.rsplit("/", 1)[1]])
-
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     x, y = data.load_mnist("test")
-    assert [u.split("/")[2] for u in tried] == ["ossci-datasets.s3.amazonaws.com", "storage.googleapis.com"] * 2
-    cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert cached == sorted(served)
-    assert (tmp_path / "cache" / "t10k-labels-idx1-ubyte.gz").read_bytes() == served[
-        "t10k-labels-idx1-ubyte.gz"
-    ]
+    assert mirrors.requested == [f"/{folder}/{name}" for name in served for folder in ("down", "up")]
+    assert sorted(p.name for p in cache.iterdir()) == sorted(served)
+    assert (cache / "t10k-labels-idx1-ubyte.gz").read_bytes() == served["t10k-labels-idx1-ubyte.gz"]
     np.testing.assert_array_equal(x, images.reshape(3, 784).astype(np.float32) / 255)
     assert y.tolist() == [7, 2, 1] and y.dtype == np.int64
 
-    _forbid_network(monkeypatch)  # now served from the cache
-    cached_labels = tmp_path / "cache" / "t10k-labels-idx1-ubyte.gz"
-    assert data.fetch("t10k-labels-idx1-ubyte.gz") == cached_labels
+    # a new process finds the cached copy: pooch checks it and asks no server
+    monkeypatch.setattr(sources, "_VERIFIED", set())
+    assert data.fetch("t10k-labels-idx1-ubyte.gz") == cache / "t10k-labels-idx1-ubyte.gz"
+    assert len(mirrors.requested) == 4
+    _forbid_network(monkeypatch)  # and within a process, a checked copy is not hashed again
+    assert data.fetch("t10k-labels-idx1-ubyte.gz") == cache / "t10k-labels-idx1-ubyte.gz"
+
+
+def test_a_damaged_cached_copy_is_downloaded_again(tmp_path, monkeypatch, mirrors):
+    name = "t10k-labels-idx1-ubyte.gz"
+    good = _idx_gz(2049, (2,), [3, 4])
+    _trust(monkeypatch, name, good)
+    _serve_from(monkeypatch, mirrors, name, "a")
+    mirrors.served[f"/a/{name}"] = good
+    monkeypatch.delenv("IWAE_DATA_DIR", raising=False)
+    monkeypatch.setenv("IWAE_CACHE_DIR", str(tmp_path))
+    (tmp_path / name).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    assert data.fetch(name) == tmp_path / name
+    assert (tmp_path / name).read_bytes() == good and mirrors.requested == [f"/a/{name}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 def _host(url):
@@ -327,6 +373,31 @@ def test_mirrors_that_serve_scripts_come_before_hosts_that_refuse_them():
         assert len(set(entry["urls"])) == len(entry["urls"]), name
     mnist = sources.REGISTRY["train-images-idx3-ubyte.gz"]["urls"]
     assert [_host(u) for u in mnist] == ["ossci-datasets.s3.amazonaws.com", "storage.googleapis.com", "yann.lecun.com"]
+    assert sources.REGISTRY["chardata.mat"]["urls"] == (
+        "https://github.com/yburda/iwae/raw/master/datasets/OMNIGLOT/chardata.mat",
+        "https://raw.githubusercontent.com/yburda/iwae/master/datasets/OMNIGLOT/chardata.mat")
+
+
+def test_registry_holds_the_published_checksums():
+    """One checksum per file, in pooch's ``algorithm:hex`` form (the values of ../shared/data/README.md)."""
+    hashes = {name: entry["hash"] for name, entry in sources.REGISTRY.items()}
+    assert len(hashes) == 8 and all(h.count(":") == 1 for h in hashes.values())
+    assert hashes["train-images-idx3-ubyte.gz"] == (
+        "sha256:440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609")
+    assert hashes["t10k-labels-idx1-ubyte.gz"] == (
+        "sha256:f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6")
+    assert hashes["chardata.mat"] == "md5:21ecaf34373511aa7691cf2e0802aa3d"
+
+
+def test_registry_checksums_match_the_offline_copies(real_data_dir):
+    for name in sources.REGISTRY:
+        stored = [real_data_dir / name, real_data_dir / f"{name}.gz"]
+        path = next((p for p in stored if p.is_file()), None)
+        if path is None:
+            continue  # Omniglot: no offline copy
+        content = gzip.decompress(path.read_bytes()) if path.name != name else path.read_bytes()
+        algorithm, expected = sources.REGISTRY[name]["hash"].split(":")
+        assert hashlib.new(algorithm, content).hexdigest() == expected, name
 
 
 def test_binarized_mnist_has_a_second_source_with_the_same_checksum():
@@ -336,32 +407,32 @@ def test_binarized_mnist_has_a_second_source_with_the_same_checksum():
             f"http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/binarized_mnist_{split}.amat",
             f"https://storage.googleapis.com/tensorflow/tf-keras-datasets/binarized_mnist_{split}.amat",
         )
-        assert list(entry["digests"]) == ["sha256"]  # one checksum, whichever URL serves the file
-    assert sources.REGISTRY["binarized_mnist_test.amat"]["digests"]["sha256"] == (
-        "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c")
+        assert entry["hash"].startswith("sha256:")  # one checksum, whichever URL serves the file
+    assert sources.REGISTRY["binarized_mnist_test.amat"]["hash"] == (
+        "sha256:e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c")
 
 
-def test_binarized_mnist_falls_back_to_its_mirror_and_rejects_a_wrong_copy(tmp_path, monkeypatch):
+def test_binarized_mnist_falls_back_to_its_mirror_and_rejects_a_wrong_copy(tmp_path, monkeypatch, mirrors):
     name = "binarized_mnist_valid.amat"
     good = ("0 1 " * 392)[:-1].encode() + b"\n"
     _trust(monkeypatch, name, good)
+    _serve_from(monkeypatch, mirrors, name, "toronto", "bucket")
+    mirrors.served[f"/toronto/{name}"] = 504
+    mirrors.served[f"/bucket/{name}"] = good
     monkeypatch.delenv("IWAE_DATA_DIR", raising=False)
     monkeypatch.setenv("IWAE_CACHE_DIR", str(tmp_path))
-    tried = []
+    assert data.fetch(name) == tmp_path / name
+    assert mirrors.requested == [f"/toronto/{name}", f"/bucket/{name}"]
+    np.testing.assert_array_equal(data.load_binarized_mnist("valid"), [[0.0, 1.0] * 392])
 
-    def urlopen(url, *args, **kwargs):
-        tried.append(_host(url))
-        if _host(url) == "www.cs.toronto.edu":
-            raise urllib.error.URLError("timed out")
-        return _FakeResponse(good)
-
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
-    assert data.fetch(name) == tmp_path / name and tried == ["www.cs.toronto.edu", "storage.googleapis.com"]
     (tmp_path / name).unlink()
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, *a, **k: _FakeResponse(good[:-1] + b"0"))
+    wrong = good[:-2] + b"0\n"
+    mirrors.served.update({f"/toronto/{name}": wrong, f"/bucket/{name}": wrong})
     with pytest.raises(data.DataError, match="every URL failed") as caught:
         data.fetch(name)
-    assert str(caught.value).count("checksum mismatch") == 2 and list(tmp_path.iterdir()) == []
+    assert str(caught.value).count("does not match the known hash") == 2
+    assert str(caught.value).count(hashlib.sha256(wrong).hexdigest()) == 2
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_data_keeps_the_names_of_the_modules_it_was_split_into():
@@ -371,15 +442,16 @@ def test_data_keeps_the_names_of_the_modules_it_was_split_into():
     assert data.make_eval_dataset is pipelines.make_eval_dataset
 
 
-def test_download_with_bad_checksum_is_deleted(tmp_path, monkeypatch):
+def test_download_with_bad_checksum_is_deleted(tmp_path, monkeypatch, mirrors):
+    name = "t10k-labels-idx1-ubyte.gz"
+    _serve_from(monkeypatch, mirrors, name, "a")
+    mirrors.served[f"/a/{name}"] = b"not the real file"
     monkeypatch.delenv("IWAE_DATA_DIR", raising=False)
     monkeypatch.setenv("IWAE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(
-        urllib.request, "urlopen", lambda url, *a, **k: _FakeResponse(b"not the real file")
-    )
-    with pytest.raises(data.DataError, match="checksum mismatch") as caught:
-        data.fetch("t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(data.DataError, match="does not match the known hash") as caught:
+        data.fetch(name)
     assert hashlib.sha256(b"not the real file").hexdigest() in str(caught.value)
+    assert data.REGISTRY[name]["hash"] in str(caught.value)
     assert list(tmp_path.iterdir()) == []
 
 
