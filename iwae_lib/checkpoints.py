@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +48,26 @@ def save_arrays(path, arrays: dict):
     _atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
 
 
+class DamagedFile(RuntimeError):
+    """A run file that exists but cannot be read back. Files are written atomically, so it was
+    damaged afterwards (a copy or transfer cut short, a disk). ``path`` and ``reason`` are kept."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path} is damaged and was not used ({reason})")
+        self.path, self.reason = Path(path), reason
+
+
 def load_arrays(path) -> dict:
-    """Read a ``.npz`` written by :func:`save_arrays` into a dict of arrays."""
-    with np.load(path) as data:
-        return {name: data[name] for name in data.files}
+    """Read a ``.npz`` written by :func:`save_arrays` into a dict of arrays.
+
+    Raises DamagedFile, naming the file, when it is not a readable ``.npz`` (truncated,
+    overwritten); OSError when it cannot be opened at all (missing, no permission).
+    """
+    try:
+        with np.load(path) as data:
+            return {name: data[name] for name in data.files}
+    except (zipfile.BadZipFile, EOFError, ValueError) as err:
+        raise DamagedFile(path, f"{type(err).__name__}: {err}") from err
 
 
 def ensure_writable_dir(path) -> Path:

@@ -282,6 +282,56 @@ def test_evaluate_errors(finished_run, tmp_path, capsys):
     assert "does not match the architecture" in capsys.readouterr().err
 
 
+def test_evaluate_names_the_folder_it_was_given(tmp_path, capsys, monkeypatch, no_data_loading):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    advice = "point evaluate at a run directory or its weights.npz"
+    for given in ("results/nope", "results/nope/weights.npz"):
+        assert cli.main(["evaluate", given]) == 2
+        assert capsys.readouterr().err == f"error: no config.json in results/nope (no such directory): {advice}\n"
+    assert cli.main(["evaluate", "results"]) == 2  # a folder that exists but holds no run
+    assert capsys.readouterr().err == f"error: no config.json in results: {advice}\n"
+
+
+def test_evaluate_names_the_damaged_weights_and_what_to_do(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run[0], run)
+    weights = run / "weights.npz"
+    intact = weights.read_bytes()
+    flipped = intact[:1000] + bytes([intact[1000] ^ 0xFF]) + intact[1001:]
+    for damaged, reason in ((intact[: len(intact) // 2], "BadZipFile: File is not a zip file"),  # a copy cut short
+                            (flipped, "BadZipFile: Bad CRC-32 for file ")):
+        weights.write_bytes(damaged)
+        assert cli.main(["evaluate", str(run), "--k", "5", "--no-progress"]) == 1
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"error: {weights} is damaged and was not used ({reason}"), line
+        assert line.endswith(f"Put back an intact copy (of a run recorded in git: git checkout -- {weights}), "
+                             "or delete it and metrics.json, then write both again from the run's checkpoint: "
+                             f"python -m iwae_lib train --out {run} --resume"), line
+        assert weights.read_bytes() == damaged  # left as it was
+    (run / "checkpoint.npz").unlink()  # a recorded run keeps no checkpoint: nothing to write the weights from
+    assert cli.main(["evaluate", str(weights), "--k", "5", "--no-progress"]) == 1
+    assert capsys.readouterr().err.endswith(f"git checkout -- {weights}), or train the run again\n")
+
+
+def test_resume_names_the_damaged_checkpoint_and_what_to_do(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run[0], run)
+    for name in ("metrics.json", "weights.npz"):
+        (run / name).unlink()
+    checkpoint = run / "checkpoint.npz"
+    damaged = checkpoint.read_bytes()[:-200]
+    checkpoint.write_bytes(damaged)
+    assert cli.main(["train", "--out", str(run), "--resume", "--no-progress"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: checkpoint {checkpoint} is damaged and was not used (BadZipFile: File is not a zip file), so the "
+        "run cannot continue from it: put back an intact copy, or delete it to train the run again from the start\n")
+    assert checkpoint.read_bytes() == damaged and not (run / "weights.npz").exists()
+    assert cli.checkpoint_position(run) is None  # show and runs read past it instead of stopping
+    assert cli.main(["show", str(run)]) == 0
+    assert "status: not finished, 2 of 2 epochs checkpointed" in capsys.readouterr().out
+
+
 def test_show_summarises_finished_and_unfinished_runs(finished_run, tmp_path, capsys):
     out, metrics, _ = finished_run
     assert cli.main(["show", str(out)]) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def checkpoint_position(run_dir) -> dict | None:
     try:
         with np.load(path) as archive:
             counters = json.loads(str(archive["counters_json"]))
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # missing or damaged
         return None
     return {key: counters.get(key) for key in ("epoch", "step_in_epoch", "global_step")}
 

@@ -9,19 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
-from iwae_lib import models
+from iwae_lib import checkpoints, models
 from iwae_lib.cli.common import EXIT_FAILURE, UsageError, check_writable, read_json
 from iwae_lib.config import TrainConfig
-from iwae_lib.training import CONFIG_FILE, EVAL_SEED_OFFSETS, METRICS_FILE, WEIGHTS_FILE
+from iwae_lib.training import CHECKPOINT_FILE, CONFIG_FILE, EVAL_SEED_OFFSETS, METRICS_FILE, WEIGHTS_FILE
 
 
 def locate_run(path) -> tuple:
     """(weights path, run directory) for a run directory or a weights.npz inside one."""
     path = Path(path)
-    weights = path / WEIGHTS_FILE if path.is_dir() else path
-    run_dir = weights.parent
+    is_weights = path.is_file() or (path.suffix == ".npz" and not path.exists())
+    weights, run_dir = (path, path.parent) if is_weights else (path / WEIGHTS_FILE, path)
     if not (run_dir / CONFIG_FILE).is_file():
-        raise UsageError(f"no {CONFIG_FILE} in {run_dir}: point evaluate at a run directory or its {WEIGHTS_FILE}")
+        where = run_dir if run_dir.is_dir() else f"{run_dir} (no such directory)"
+        raise UsageError(f"no {CONFIG_FILE} in {where}: point evaluate at a run directory or its {WEIGHTS_FILE}")
     if not weights.is_file():
         raise UsageError(f"no {weights.name} in {run_dir}: the run has not finished "
                          f"(continue it with: python -m iwae_lib train --out {run_dir} --resume)")
@@ -38,9 +39,8 @@ def load_run(path):
     except (KeyError, TypeError, ValueError) as err:
         raise UsageError(f"{run_dir / CONFIG_FILE} is not a valid run configuration: {err}") from err
     try:
-        with np.load(weights_path) as archive:
-            weights = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as err:
+        weights = checkpoints.load_arrays(weights_path)  # checkpoints.DamagedFile if damaged
+    except OSError as err:
         raise UsageError(f"cannot read weights {weights_path}: {err}") from err
     expected = {name: value.shape for name, value in models.init_params(model).items()}
     got = {name: value.shape for name, value in weights.items()}
@@ -50,6 +50,16 @@ def load_run(path):
         raise UsageError(f"{weights_path} does not match the architecture in {CONFIG_FILE} "
                          f"(missing: {missing or 'none'}, wrong shapes: {wrong or 'none'})")
     return weights, model, train_config, weights_path
+
+
+def damaged_weights_remedy(weights_path: Path) -> str:
+    """What to do about a damaged weights.npz: put it back, or write it again from the checkpoint."""
+    run_dir = weights_path.parent
+    again = "train the run again"
+    if (run_dir / CHECKPOINT_FILE).is_file():
+        again = (f"delete it and {METRICS_FILE}, then write both again from the run's checkpoint: "
+                 f"python -m iwae_lib train --out {run_dir} --resume")
+    return f"Put back an intact copy (of a run recorded in git: git checkout -- {weights_path}), or {again}"
 
 
 def evaluation_images(train_config: TrainConfig, split: str, size: int | None):
@@ -78,7 +88,11 @@ def run_evaluate(args) -> int:
         raise UsageError(f"--k must be >= 1, got {args.k}")
     if args.size is not None and args.size < 1:
         raise UsageError(f"--size must be >= 1, got {args.size}")
-    weights, model, train_config, weights_path = load_run(args.path)
+    try:
+        weights, model, train_config, weights_path = load_run(args.path)
+    except checkpoints.DamagedFile as err:
+        print(f"error: {err}. {damaged_weights_remedy(err.path)}", file=sys.stderr)
+        return EXIT_FAILURE
     seed = args.seed if args.seed is not None else train_config.seed + EVAL_SEED_OFFSETS[args.split]
     if args.record_per_image:
         args.size = train_config.final_test_size if args.size is None else args.size
@@ -114,8 +128,6 @@ def run_evaluate(args) -> int:
     print(f"{args.split} log-likelihood (k={args.k}, {result['images']} images, seed {seed}, {evaluator}): "
           f"{result['log_likelihood']:.4f} +- {result['stderr']:.4f} nats")
     if args.json:
-        from iwae_lib import checkpoints
-
         checkpoints.save_json(args.json, result)
     if args.record_per_image:
         return record_per_image(ll, args.k, seed, weights_path.parent)
