@@ -153,3 +153,42 @@ def estimates_vs_k(ks, estimates, exact, labels=None, size=(8.0, 3.0)):
         axes[0, 0].set_ylabel("nats")
         axes[0, 0].legend(fontsize="x-small")
     return fig
+
+
+def posterior_columns(images, grid, columns: dict, zoom_mass: float = 0.999, size_per_panel: float = 2.4):
+    """Several models side by side: for each image (a row), the digit, then one panel per
+    model with its true posterior p(h | x) (filled contours) against its q(h | x) (red lines).
+
+    Args:
+        images: [B, 784] digits.
+        grid: [G, 2] latent grid (``posterior.latent_grid``).
+        columns: title -> (true_posterior [B, G], q_probabilities [B, G]), one entry per model
+            (each model has its own p(h | x)), e.g. ``{"VAE, k=5": (p, q), "IWAE, k=5": (p, q)}``.
+        zoom_mass: each panel shows the box holding this much of its two distributions.
+
+    Returns a Figure with B rows and 1 + len(columns) columns.
+    """
+    images = plotting.as_images(images)
+    n, c1, c2 = _grid_side(grid)
+    columns = {title: (np.asarray(p), np.asarray(q)) for title, (p, q) in columns.items()}
+    for title, (p, q) in columns.items():
+        if p.shape != (len(images), n * n) or q.shape != p.shape:
+            raise ValueError(f"{title}: need [B, G] = [{len(images)}, {n * n}] posteriors, got {p.shape} and {q.shape}")
+    with _style():
+        fig, axes = plotting.new_figure(len(images), 1 + len(columns),
+                                        size=((1 + 1.3 * len(columns)) * size_per_panel, size_per_panel * len(images)),
+                                        gridspec_kw={"width_ratios": [1] + [1.3] * len(columns)})
+        for b, row in enumerate(axes):
+            row[0].imshow(images[b], cmap="gray_r", vmin=0, vmax=1)
+            row[0].set_axis_off()
+            for ax, (title, (p, q)) in zip(row[1:], columns.items()):
+                _contours(ax, c1, c2, p[b], n, None, filled=True)
+                _contours(ax, c1, c2, q[b], n, "tab:red", filled=False)
+                box = _mass_box(p[b] + q[b], n, c1, c2, zoom_mass)
+                ax.set_xlim(box[:2])
+                ax.set_ylim(box[2:])
+                ax.set_xlabel("$h_1$")
+                ax.set_ylabel("$h_2$")
+                if b == 0:
+                    ax.set_title(f"{title}\np(h|x) filled, q(h|x) red", fontsize="small")
+    return fig
