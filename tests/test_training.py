@@ -476,3 +476,24 @@ def test_an_unwritable_output_directory_is_refused(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(ValueError, match="cannot write to the output directory"):
         training.prepare_run_dir(blocker / "run", TrainConfig(**TINY))
+
+
+FIXTURE_RUN = REPO_ROOT / "tests" / "fixtures" / "resume_a88b801"
+
+
+def test_a_checkpoint_of_earlier_code_resumes_bit_for_bit(tmp_path, real_data_dir):
+    """A run checkpointed mid-epoch by the code of a88b801 (fixture) resumes with today's code
+    to the weights and per-image test estimates its uninterrupted run ended with there."""
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("config.json", "checkpoint.npz", "progress.json"):
+        (out / name).write_bytes((FIXTURE_RUN / name).read_bytes())
+    config = TrainConfig(**checkpoints.load_json(out / "config.json")["train"])
+    assert cli.checkpoint_position(out) == {"epoch": 1, "step_in_epoch": 10, "global_step": 30}
+    training.train(config, out, progress=False)
+    weights, expected = load_weights(out), checkpoints.load_arrays(FIXTURE_RUN / "expected_weights.npz")
+    assert sorted(weights) == sorted(expected)
+    assert all(np.array_equal(weights[name], expected[name]) for name in expected)
+    per_image = checkpoints.load_arrays(out / "test_log_likelihoods.npz")["log_likelihood"]
+    assert np.array_equal(per_image, checkpoints.load_arrays(FIXTURE_RUN / "expected_test_log_likelihoods.npz")
+                          ["log_likelihood"])
