@@ -237,3 +237,20 @@ def test_the_summary_says_how_far_the_runs_are_from_the_paper(tmp_path):
         " Our test NLL minus the paper's (positive: ours is worse) is -0.50 to +2.23 nats for the 2 runs with "
         "the fast recipe and +0.58 nats for the 1 run with the scaled paper stages: 2 of the 3 recorded runs are "
         "worse than the paper.")
+
+
+def test_runs_page_numbers_chapters_as_the_table_of_contents_does(tmp_path):
+    from iwae_lib.book import runs_page
+
+    (tmp_path / "notebooks").mkdir()
+    for name in ("01_a", "02_b", "05_c", "10_d"):
+        (tmp_path / "notebooks" / f"{name}.ipynb").write_text("{}")
+    (tmp_path / "_toc.yml").write_text(
+        "root: book/intro\nparts:\n  - caption: Chapters\n    numbered: true\n    chapters:\n"
+        "      - file: notebooks/01_a\n      - file: notebooks/02_b\n      - file: notebooks/05_c\n"
+        "  - caption: More\n    chapters:\n      - file: notebooks/10_d\n")
+    documents = runs_page.chapter_documents(tmp_path)
+    assert documents == {1: ("notebooks/01_a", "1"), 2: ("notebooks/02_b", "2"), 5: ("notebooks/05_c", "3"),
+                         10: ("notebooks/10_d", "10")}
+    assert runs_page._chapter_links("2, 5, 4", documents) == (
+        "{doc}`2 </notebooks/02_b>`, {doc}`3 </notebooks/05_c>`, 4")

@@ -144,16 +144,30 @@ def rows(results: Path, runs: dict | None = None) -> list:
 
 
 def chapter_documents(root: Path) -> dict:
-    """chapter number -> its document name (``notebooks/01_iwae_baseline``), from the file names."""
-    return {int(path.name.split("_")[0]): f"notebooks/{path.stem}"
-            for path in sorted((Path(root) / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    """catalog chapter number (the notebook's file prefix) -> (document name, the number the
+    book's table of contents gives it), e.g. 9 -> ("notebooks/09_beyond_the_paper", "8") once
+    a chapter before it is gone. A chapter outside the numbered parts keeps its file number."""
+    import yaml
+
+    root = Path(root)
+    documents = {int(path.name.split("_")[0]): f"notebooks/{path.stem}"
+                 for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    numbers = {}
+    toc_file = root / "_toc.yml"
+    if toc_file.is_file():
+        toc = yaml.safe_load(toc_file.read_text(encoding="utf-8")) or {}
+        for part in toc.get("parts", []):
+            if part.get("numbered"):
+                files = [chapter["file"] for chapter in part.get("chapters", [])]
+                numbers.update({file: str(i) for i, file in enumerate(files, 1)})
+    return {number: (document, numbers.get(document, str(number))) for number, document in documents.items()}
 
 
 def _chapter_links(chapters: str, documents: dict) -> str:
     links = []
     for number in chapters.split(", "):
-        document = documents.get(int(number)) if number.isdigit() else None
-        links.append(f"{{doc}}`{number} </{document}>`" if document else number)
+        document, shown = documents.get(int(number), (None, number)) if number.isdigit() else (None, number)
+        links.append(f"{{doc}}`{shown} </{document}>`" if document else number)
     return ", ".join(links)
 
 
