@@ -6,7 +6,7 @@ memory stays bounded (about batch_size * chunk_size * 784 floats) whatever k is;
 chunks are combined with a running logsumexp, which is stable in float32.
 
 Both work for every ``models.ModelConfig``: for the discretized-logistic (8-bit) model the
-images are pixel levels 0..255 (:mod:`iwae_lib.quantized`), of which the encoder sees
+images are pixel levels 0..255 (:mod:`iwae_lib.likelihoods`), of which the encoder sees
 levels / 255.
 """
 
@@ -16,7 +16,7 @@ import math
 import numpy as np
 from tqdm.auto import tqdm
 
-from iwae_lib import models, quantized
+from iwae_lib import likelihoods, models
 from iwae_lib._quiet import import_tensorflow_quietly
 
 tf = import_tensorflow_quietly()
@@ -89,9 +89,7 @@ def make_posterior_means_fn(config, n_samples: int):
 
     @tf.function(autograph=False, reduce_retracing=True)
     def posterior_means(params, xb, seed):
-        if config.likelihood == quantized.LIKELIHOOD:
-            xb = xb / (quantized.N_LEVELS - 1)  # the encoder's input: intensities
-        means, below = [], xb
+        means, below = [], likelihoods.get(config.likelihood).encoder_input(xb)
         for i in range(1, config.n_stochastic + 1):
             mean, std = models.encoder_layer(params, config, i, below)
             means.append(tf.reduce_mean(mean, axis=0) if i > 1 else mean)

@@ -24,7 +24,9 @@ import math
 
 import numpy as np
 
+from iwae_lib import likelihoods
 from iwae_lib._quiet import import_tensorflow_quietly
+from iwae_lib.likelihoods import bernoulli_log_prob  # noqa: F401  (the paper's p(x | h_1), for readers of this module)
 
 tf = import_tensorflow_quietly()
 import tensorflow_probability as tfp  # noqa: E402
@@ -33,8 +35,8 @@ tfd = tfp.distributions
 
 X_SIZE = 784
 # p(x | h_1): "bernoulli", the paper's, over binary pixels; "discretized_logistic" over 8-bit
-# pixel levels 0..255 (:mod:`iwae_lib.quantized`), for one stochastic layer.
-LIKELIHOODS = ("bernoulli", "discretized_logistic")
+# pixel levels 0..255, for one stochastic layer (:mod:`iwae_lib.likelihoods`).
+LIKELIHOODS = tuple(likelihoods.LIKELIHOODS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +49,7 @@ class ModelConfig:
     x_size: number of observed pixels.
     likelihood: one of LIKELIHOODS. With "discretized_logistic" the data are pixel levels
         0..255, and the output layer ``dec1/logits`` has 2 * x_size outputs (locations,
-        then log-scales); see :mod:`iwae_lib.quantized`.
+        then log-scales); see :mod:`iwae_lib.likelihoods`.
     """
 
     latent_sizes: tuple = (50,)
@@ -69,10 +71,9 @@ class ModelConfig:
             )
         if min(latent) < 1 or any(s < 1 for layer in hidden for s in layer) or self.x_size < 1:
             raise ValueError(f"all layer sizes must be positive: {self}")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
-        if self.likelihood == "discretized_logistic" and len(latent) != 1:
-            raise ValueError("the discretized_logistic (8-bit) model has one stochastic layer; "
+        most = likelihoods.get(self.likelihood).max_stochastic
+        if most is not None and len(latent) > most:
+            raise ValueError(f"the {self.likelihood} (8-bit) model has one stochastic layer; "
                              f"got latent_sizes={latent}")
 
     @property
@@ -82,7 +83,7 @@ class ModelConfig:
     @property
     def outputs_per_pixel(self) -> int:
         """Outputs of ``dec1/logits`` per pixel: 1 (Bernoulli logit) or 2 (location, log-scale)."""
-        return 2 if self.likelihood == "discretized_logistic" else 1
+        return likelihoods.get(self.likelihood).outputs_per_pixel
 
     def to_dict(self) -> dict:
         """JSON-friendly; ``likelihood`` only when not the paper's Bernoulli, so the paper's
@@ -138,11 +139,10 @@ def _layer_shapes(config: ModelConfig) -> dict:
 def init_params(config: ModelConfig, seed: int = 0, train_mean: np.ndarray | None = None) -> dict:
     """Fresh parameters as a dict of float32 NumPy arrays.
 
-    Weights are Glorot-uniform, biases zero, except the Bernoulli output bias, which is
-    the logit of the training-set mean pixel ``train_mean`` [x_size] when given (as in
-    the reference implementation), so training starts from the marginal pixel model.
-    The discretized-logistic output bias [2 * x_size] starts at the mean intensity
-    ``train_mean`` (or 0.5) for the locations and at log(0.1) for the log-scales.
+    Weights are Glorot-uniform, biases zero, except the output bias ``dec1/logits/b``,
+    which the likelihood sets from the training-set mean pixel ``train_mean`` [x_size]
+    (:attr:`iwae_lib.likelihoods.Likelihood.output_bias`: for the Bernoulli its logit,
+    as in the reference implementation).
     """
     rng = np.random.default_rng(seed)
     params = {}
@@ -152,12 +152,9 @@ def init_params(config: ModelConfig, seed: int = 0, train_mean: np.ndarray | Non
         params[name[:-1] + "b"] = np.zeros(n_out, np.float32)
     if train_mean is not None and np.shape(train_mean) != (config.x_size,):
         raise ValueError(f"train_mean must have shape ({config.x_size},), got {np.shape(train_mean)}")
-    if config.likelihood == "discretized_logistic":
-        loc = np.full(config.x_size, 0.5) if train_mean is None else np.asarray(train_mean, np.float64)
-        params["dec1/logits/b"] = np.concatenate([loc, np.full(config.x_size, math.log(0.1))]).astype(np.float32)
-    elif train_mean is not None:
-        mean = np.clip(np.asarray(train_mean, np.float64), 1e-3, 1 - 1e-3)
-        params["dec1/logits/b"] = np.log(mean / (1 - mean)).astype(np.float32)
+    bias = likelihoods.get(config.likelihood).output_bias(train_mean, config.x_size)
+    if bias is not None:
+        params["dec1/logits/b"] = bias
     return params
 
 
@@ -252,6 +249,13 @@ def decoder_layer(params, config: ModelConfig, i: int, h_i, precision: str = "fl
     return tfd.Normal(mean, tf.exp(log_std))
 
 
+def decoder_output(params, config: ModelConfig, h_1, precision: str = "float32"):
+    """The output layer of p(x | h_1) for h_1 [..., latent_1]: float32 [..., outputs_per_pixel * x_size],
+    which the likelihood (:mod:`iwae_lib.likelihoods`) scores."""
+    (out,) = _heads(params, "dec1", len(config.hidden_sizes[0]), ("logits",), h_1, precision)
+    return out
+
+
 def _stopped(params):
     return {name: tf.stop_gradient(value) for name, value in params.items()}
 
@@ -262,8 +266,8 @@ def log_weights(params, config: ModelConfig, x, k: int, seed, stop_q_params: boo
 
     Args:
         params: parameter dict (variables or tensors).
-        x: [B, x_size] binary images (float32); pixel levels 0..255 for the
-            discretized-logistic likelihood (:func:`iwae_lib.quantized.log_weights`).
+        x: [B, x_size] data as the likelihood reads them: binary images (float32) for
+            the Bernoulli, pixel levels 0..255 for the discretized logistic.
         k: number of samples per image.
         seed: stateless seed, int32/int64 tensor of shape [2].
         stop_q_params: evaluate log q with the inference network's parameters held
@@ -278,15 +282,12 @@ def log_weights(params, config: ModelConfig, x, k: int, seed, stop_q_params: boo
         log_w: [k, B] log-weights.
         samples: list of L tensors h_i, each [k, B, latent_i].
     """
-    if config.likelihood == "discretized_logistic":
-        from iwae_lib import quantized  # it builds on this module
-
-        return quantized.log_weights(params, config, x, k, seed, stop_q_params, precision)
+    likelihood = likelihoods.get(config.likelihood)
     x = tf.convert_to_tensor(x, tf.float32)
     batch = tf.shape(x)[0]
     q_params = _stopped(params) if stop_q_params and config.n_stochastic > 1 else params
     samples, log_q = [], 0.0
-    below = x
+    below = likelihood.encoder_input(x)
     for i, n_latent in enumerate(config.latent_sizes, 1):
         mean, std = encoder_layer(params, config, i, below, precision)
         eps = tf.random.stateless_normal(
@@ -304,42 +305,8 @@ def log_weights(params, config: ModelConfig, x, k: int, seed, stop_q_params: boo
     log_p = tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(samples[-1]), -1)
     for i in range(config.n_stochastic, 1, -1):
         log_p += tf.reduce_sum(decoder_layer(params, config, i, samples[i - 1], precision).log_prob(samples[i - 2]), -1)
-    log_p += bernoulli_log_prob(decoder_layer(params, config, 1, samples[0], precision).logits, x)
+    log_p += likelihood.log_prob(decoder_output(params, config, samples[0], precision), x)
     return log_p - log_q, samples
-
-
-@tf.function(jit_compile=True)
-def _bernoulli_log_prob_fused(logits, x):
-    return tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=-1)
-
-
-@tf.function(jit_compile=True)
-def _bernoulli_log_prob_grad_fused(logits, x, upstream):
-    return upstream[..., None] * (x - tf.sigmoid(logits))
-
-
-@tf.custom_gradient
-def _bernoulli_log_prob(logits, x):
-    def grad(upstream):
-        return _bernoulli_log_prob_grad_fused(logits, x, upstream), None
-
-    return _bernoulli_log_prob_fused(logits, x), grad
-
-
-def bernoulli_log_prob(logits, x):
-    """sum_d log Bernoulli(x_d | sigmoid(l_d)) = sum_d x_d l_d - softplus(l_d).
-
-    The same value as ``tfd.Bernoulli(logits=l).log_prob(x)`` summed over pixels (a test
-    checks it), computed in one XLA-fused pass over the logits, and with its gradient
-    x - sigmoid(l) in one more. This elementwise work over [k * B, 784] logits costs as
-    much as all the decoder's matrix products when done op by op.
-
-    Args:
-        logits: [..., B, D]; x: [B, D] binary (broadcast against logits, never copied).
-    Returns:
-        [..., B] log-likelihoods.
-    """
-    return _bernoulli_log_prob(logits, tf.convert_to_tensor(x, logits.dtype))
 
 
 def sample_prior(params, config: ModelConfig, n: int, seed):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iwae_lib import checkpoints, data, evaluation, quantized, runinfo
+from iwae_lib import checkpoints, data, evaluation, likelihoods, runinfo
 from iwae_lib.config import TrainConfig, config_differences
 
 CONFIG_FILE, CHECKPOINT_FILE, PROGRESS_FILE = "config.json", "checkpoint.npz", "progress.json"
@@ -141,8 +141,9 @@ def save_test_log_likelihoods(out, log_likelihoods, k: int, seed: int):
 def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, progress: bool = True) -> dict:
     """Final evaluation of the selected weights; writes weights.npz and metrics.json.
 
-    ``ds`` is :func:`prepare_data`'s. The 8-bit model's log-likelihoods are of its pixel
-    levels, and are also given in bits per pixel (``test_bits_per_dim`` etc.).
+    ``ds`` is :func:`iwae_lib.training.prepare_data`'s. The likelihood may add entries: the
+    8-bit model's log-likelihoods are of its pixel levels, also given in bits per pixel
+    (``test_bits_per_dim`` etc.).
     """
     model = config.model_config()
     started = time.monotonic()
@@ -193,9 +194,7 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
         "training_sessions": counters.get("sessions", []),  # each start or resume of training
         "weights": WEIGHTS_FILE,
     }
-    if model.likelihood == quantized.LIKELIHOOD:  # discrete 8-bit images: also in bits per pixel
-        for split, ll in (("test", test_ll), ("valid", valid_ll), ("train", train_ll)):
-            if ll is not None:
-                metrics[f"{split}_bits_per_dim"] = quantized.bits_per_dim(ll, model.x_size)
+    for split, ll in (("test", test_ll), ("valid", valid_ll), ("train", train_ll)):
+        metrics.update(likelihoods.get(model.likelihood).report(split, ll, model.x_size))  # 8-bit: bits per pixel
     checkpoints.save_json(out / METRICS_FILE, metrics)
     return metrics

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from iwae_lib import adam, checkpoints, data, estimators, evaluation, models, quantized, run_dir, schedules
+from iwae_lib import adam, checkpoints, data, estimators, evaluation, likelihoods, models, run_dir, schedules
 from iwae_lib._quiet import import_tensorflow_quietly
 from iwae_lib.config import TrainConfig
 from iwae_lib.run_dir import (CHECKPOINT_FILE, CONFIG_FILE, EVAL_SEED_OFFSETS, METRICS_FILE,  # noqa: F401
@@ -203,13 +203,10 @@ def _heldout_bound(params, model, x, k, seed):
 
 
 def prepare_data(config: TrainConfig, ds):
-    """The data a run trains on and is evaluated on, from ``data.load_dataset``'s ``ds``.
-
-    ``ds`` itself for the Bernoulli models; for the 8-bit model (likelihood
-    "discretized_logistic") MNIST's pixel levels 0..255 [N, 784] in every split, never
-    binarized (:func:`iwae_lib.quantized.level_splits`).
-    """
-    return quantized.level_splits(ds) if config.likelihood == quantized.LIKELIHOOD else ds
+    """The data a run trains on and is evaluated on, from ``data.load_dataset``'s ``ds``, as
+    its likelihood reads them (:attr:`iwae_lib.likelihoods.Likelihood.data`): ``ds`` itself
+    for the Bernoulli, MNIST's pixel levels 0..255 for the discretized logistic."""
+    return likelihoods.get(config.likelihood).data(ds)
 
 
 # ----------------------------------------------------------------------------- training
