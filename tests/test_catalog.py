@@ -379,3 +379,20 @@ def test_runs_note_names_runs_recipe_and_epochs(monkeypatch):
     assert "mnist_1l_iwae_k5_fast (fast recipe, 328 epochs)" in note
     assert "mnist_1l_iwae_k5 (paper's stages scaled, 288 epochs)" in note.replace("\n", " ")
     assert all(len(line) <= book.PAGE_COLUMNS for line in note.splitlines())
+
+
+def test_long_runs_use_the_papers_recipe_and_the_study_changes_one_thing_at_a_time():
+    from iwae_lib.config import config_differences
+
+    paper = catalog.paper_recipe_runs()
+    assert sorted(paper) == ["mnist_1l_iwae_k50_paper", "mnist_1l_iwae_k5_paper", "mnist_1l_vae_k5_paper"]
+    for config in paper.values():
+        assert config.total_epochs() == 3280 and config.schedule == "paper" and config.batch_size == 20
+        assert (config.beta1, config.beta2, config.epsilon, config.ema_decay) == (0.9, 0.999, 1e-4, 0.0)
+    study = catalog.moonshot_study_runs()
+    base = study["study_k50_fast"]
+    assert base.k == 50 and base.total_epochs() == 328 and base.validation_size == 10000
+    assert config_differences(base.to_dict(), study["study_k50_fast_dreg"].to_dict()) == ["estimator"]
+    assert config_differences(base.to_dict(), study["study_k50_fast_refadam"].to_dict()) == ["adam_v_init", "beta1"]
+    assert not set(paper) & set(catalog.book_runs()) and not set(study) & set(catalog.book_runs())
+    assert {c.k for c in catalog.appendix_d_runs().values()} == {1, 50}
