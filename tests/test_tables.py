@@ -254,3 +254,15 @@ def test_runs_page_numbers_chapters_as_the_table_of_contents_does(tmp_path):
                          10: ("notebooks/10_d", "10")}
     assert runs_page._chapter_links("2, 5, 4", documents) == (
         "{doc}`2 </notebooks/02_b>`, {doc}`3 </notebooks/05_c>`, 4")
+
+
+def test_recipe_text_names_adam_settings_that_are_not_the_papers():
+    from iwae_lib import recipes
+    from iwae_lib.book import runs_page
+
+    assert runs_page.recipe_text(recipes.recipe_config("fast", k=50)) == "fast"
+    assert runs_page.recipe_text(recipes.recipe_config("fast", k=50, beta1=0.99, adam_v_init=1.0)) == (
+        "fast, Adam beta1 0.99, second moments from 1")
+    assert runs_page.recipe_text(recipes.recipe_config("paper")) == "paper's recipe"
+    assert runs_page.recipe_text(recipes.recipe_config("scaled", batch_size=100)) == (
+        "paper's stages scaled, batch 100")

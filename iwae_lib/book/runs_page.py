@@ -37,21 +37,33 @@ def _read_json(path: Path):
         return None
 
 
+ADAM_DEFAULTS = (("beta1", "beta1", 0.9), ("beta2", "beta2", 0.999), ("epsilon", "epsilon", 1e-4),
+                 ("adam_v_init", "second moments from", 0.0))
+
+
 def recipe_text(config: TrainConfig) -> str:
     """The training recipe in the words of the chapters' runs note: ``"fast"``, ``"paper's recipe"``,
-    ``"paper's stages scaled"``, ``"paper's stages"``, ``"constant rate 0.001"``, ``"linear
-    decay from 0.003, weight average"``."""
-    name = recipes.matching_recipe(config)
-    if name in ("fast", "paper"):
-        return {"fast": "fast", "paper": "paper's recipe"}[name]
-    words = {"scaled": "paper's stages scaled", "paper": "paper's stages",
-             "constant": f"constant rate {config.learning_rate:g}",
-             "linear_decay": f"linear decay from {config.learning_rate:g}"}.get(config.schedule, config.schedule)
-    if config.schedule == "scaled" and config.learning_rate != 1e-3:
-        words += f" from {config.learning_rate:g}"
-    if config.ema_decay:
-        words += ", weight average"
-    return words
+    ``"paper's stages scaled"``, ``"constant rate 0.001"``, ``"linear decay from 0.003, weight
+    average"``, then Adam's settings where they are not the paper's (``"fast, Adam beta1 0.99"``)."""
+    adam_keys = {key for key, _, _ in ADAM_DEFAULTS}
+    named = [name for name in ("fast", "paper")
+             if all(getattr(config, key) == value for key, value in recipes.RECIPES[name].items()
+                    if key not in adam_keys)]
+    if named:
+        words = {"fast": "fast", "paper": "paper's recipe"}[named[0]]
+    else:
+        words = {"scaled": "paper's stages scaled", "paper": "paper's stages",
+                 "constant": f"constant rate {config.learning_rate:g}",
+                 "linear_decay": f"linear decay from {config.learning_rate:g}"}.get(config.schedule, config.schedule)
+        if config.schedule == "scaled" and config.learning_rate != 1e-3:
+            words += f" from {config.learning_rate:g}"
+        if config.ema_decay:
+            words += ", weight average"
+        if config.batch_size != 20:
+            words += f", batch {config.batch_size}"
+    adam = [f"{name} {getattr(config, key, usual):g}" for key, name, usual in ADAM_DEFAULTS
+            if getattr(config, key, usual) != usual]
+    return words + (f", Adam {', '.join(adam)}" if adam else "")
 
 
 def short_revision(revision: str) -> str:
