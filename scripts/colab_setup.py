@@ -8,6 +8,7 @@ what the library needs and Colab lacks:
 * ``tensorflow-probability`` and ``tf-keras`` in the versions made for the installed
   TensorFlow (:func:`companion_requirements`), with TensorFlow itself pinned to the
   installed version so that pip never replaces it;
+* pooch, which fetches the data files (:data:`LIBRARY_EXTRAS`);
 * the library from the clone, ``pip install --no-deps -e <clone>``.
 
 The desktop ``requirements.txt`` is not used there: it pins a TensorFlow that Colab does not
@@ -81,10 +82,14 @@ def companion_requirements(tf_version: str) -> list:
     return [f"tensorflow=={base}", tfp, f"tf-keras=={major_minor[0]}.{major_minor[1]}.*"]
 
 
+# What the library needs that Colab may lack (the data files are fetched through pooch).
+LIBRARY_EXTRAS = ["pooch>=1.9,<2"]
+
+
 def install_commands(repo_dir, tf_version: str, python: str = sys.executable) -> list:
     """The pip commands, as argument lists: the companions, then the library from ``repo_dir``."""
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    return [pip + companion_requirements(tf_version), pip + ["--no-deps", "-e", str(repo_dir)]]
+    return [pip + companion_requirements(tf_version) + LIBRARY_EXTRAS, pip + ["--no-deps", "-e", str(repo_dir)]]
 
 
 def install(repo_dir, dry_run: bool = False) -> list:

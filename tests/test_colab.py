@@ -58,7 +58,8 @@ def test_the_choice_for_this_venv_is_what_the_venv_has():
 def test_install_commands_keep_tensorflow_and_install_the_clone_without_dependencies(tmp_path):
     companions, library = colab_setup.install_commands(tmp_path, "2.19.0", python="py")
     assert companions == ["py", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                          "tensorflow==2.19.0", "tensorflow-probability==0.25.*", "tf-keras==2.19.*"]
+                          "tensorflow==2.19.0", "tensorflow-probability==0.25.*", "tf-keras==2.19.*",
+                          "pooch>=1.9,<2"]
     assert library == ["py", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                        "--no-deps", "-e", str(tmp_path)]
     assert not any("requirements" in part for part in companions + library)
