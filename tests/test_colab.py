@@ -93,7 +93,7 @@ def test_the_cell_runs_the_script_on_an_existing_clone_in_dry_run(colab, monkeyp
     major_minor = ".".join(tf_version.split(".")[:2])
     assert out == [
         f"would run: {sys.executable} -m pip install --quiet --disable-pip-version-check tensorflow=={tf_version} "
-        f"'tensorflow-probability==0.25.*' 'tf-keras=={major_minor}.*'",
+        f"'tensorflow-probability==0.25.*' 'tf-keras=={major_minor}.*' 'pooch>=1.9,<2'",
         f"would run: {sys.executable} -m pip install --quiet --disable-pip-version-check --no-deps -e {REPO}",
     ]
 
