@@ -276,3 +276,11 @@ def test_an_unfinished_recorded_run_is_resumed_only_with_the_same_config(monkeyp
     monkeypatch.setattr(book, "dataset", lambda *args: None)
     record = book.train_or_load("long_run", config, smoke=False)
     assert calls == [tmp_path / expected_parent / "long_run"] and record.source == "trained now"
+
+
+def test_glue_hands_myst_plain_python_numbers():
+    from iwae_lib import book
+
+    value = book.glue("test_glue_value", np.float64(1.25))
+    assert type(value) is float and value == 1.25
+    assert type(book.glue("test_glue_count", np.int64(3))) is int

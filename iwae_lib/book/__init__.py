@@ -324,6 +324,8 @@ def glue(name: str, value, display: bool = False):
     """MyST-NB's ``glue``: keep ``value`` under ``name`` so the page's prose can show it
     (``{glue:text}`name:.2f` ``). Returns ``value``. Where myst_nb is missing (Colab) it only
     returns the value: the chapters also print or assert what they glue."""
+    if isinstance(value, np.generic):  # NumPy 2 prints np.float64(...), which {glue:text} cannot format
+        value = value.item()
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
