@@ -9,8 +9,8 @@ flags given explicitly win over them.
             batch 20, 3280 epochs in 8 stages of 3^i epochs at 1e-3 * 10^(-i/7).
 ``scaled``  The same 8 stages with lengths proportional to 3^i, summing to 328 epochs
             (a tenth of the paper's), the baseline for a tenth of the budget.
-``fast``    328 epochs, chosen among the candidates of the study in chapter 10 ("Reaching
-            the paper faster"; runs results/study_k5_e30_*, listed in
+``fast``    328 epochs, chosen among the candidates of the study in the book's appendix
+            (notebooks/10_reaching_faster; runs results/study_k5_e30_*, listed in
             iwae_lib.book.catalog.FASTER_STUDY) by the k=5000 log-likelihood of 10000
             validation images carved from the training set, never the test set:
             - a linear warm-up over the first epoch, then a linear decay to zero

@@ -258,8 +258,8 @@ def chromium(tmp_path, *args, timeout=120):
 # Chapters opened in the browser: (page, screenshot name, at least this many formulas and figures).
 BROWSER_PAGES = [("notebooks/01_iwae_baseline.html", "chapter1", 5, 5),
                  ("notebooks/03_static_binarization.html", "chapter3", 2, 3),
-                 ("notebooks/07_two_stochastic_layers.html", "chapter7", 5, 1),
-                 ("notebooks/10_reaching_faster.html", "chapter10", 5, 5)]
+                 ("notebooks/06_two_stochastic_layers.html", "chapter6", 5, 1),
+                 ("notebooks/10_reaching_faster.html", "appendix", 5, 5)]
 
 
 @pytest.mark.parametrize("page, shot_name, min_formulas, min_figures", BROWSER_PAGES)

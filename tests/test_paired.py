@@ -75,7 +75,7 @@ ESTIMATOR_RUNS = ("mnist_1l_iwae_k5", "mnist_1l_iwae_k5_dreg")
 
 
 @pytest.mark.skipif(not all((REPO / "results" / n / paired.PER_IMAGE_FILE).is_file() for n in ESTIMATOR_RUNS),
-                    reason="chapter 6's recorded runs are not in results/")
+                    reason="chapter 5's recorded runs are not in results/")
 def test_paired_difference_of_recorded_runs_matches_their_means():
     """The mean paired difference of two recorded runs is the difference of their recorded means,
     and its standard error is well below the unpaired one."""

@@ -36,7 +36,7 @@ def test_recorded_test_log_likelihood(run_dir, real_data_dir):
     assert result.passed, result.message
     # a meaningful check: the tolerance (4 s.e.) is far below the spread of log p(x) across images
     # (about 25 nats for binary images). Measured s.e.: 0.11-0.15 by the per-image comparison for
-    # runs trained to convergence, 0.45 for chapter 9's k=64 IWAE (50 epochs at a constant rate:
+    # runs trained to convergence, 0.45 for chapter 8's k=64 IWAE (50 epochs at a constant rate:
     # one image's k=5000 estimate varies twice as much between seeds, 1.6 nats against 0.8-0.9
     # for mnist_1l_iwae_k5 and _k50_fast, measured on 50 test images), 0.38-0.58 by the mean
     # comparison (runs recorded before per-image files; `evaluate --record-per-image` upgrades

@@ -1,4 +1,4 @@
-"""Chapter 5's snapshot chain (training in segments) reproduces one uninterrupted run."""
+"""Chapter 4's snapshot chain (training in segments) reproduces one uninterrupted run."""
 
 import numpy as np
 import pytest

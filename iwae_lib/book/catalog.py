@@ -15,10 +15,10 @@ Where to add runs: a chapter's new run goes into the block of its chapter in
 :func:`book_runs`; another set of Table 1 runs with another training recipe is one line,
 ``table1_runs(recipe_options, "_suffix")``, added to :func:`book_runs`.
 
-The recipes: Table 1's twelve runs (chapters 1 and 7) use the ``fast`` recipe that chapter
-10 chose on validation data (names ending in ``_fast``). The paper's stages scaled to 288
-epochs ("scaled-paper") train the baselines that chapter 10 compares with (IWAE k=1, 5,
-50 and VAE k=5, one layer: names without a suffix) and the runs of chapters 2, 3 and 6,
+The recipes: Table 1's twelve runs (chapters 1 and 6) use the ``fast`` recipe that the
+appendix chose on validation data (names ending in ``_fast``). The paper's stages scaled to 288
+epochs ("scaled-paper") train the baselines that the appendix (notebook 10) compares with (IWAE k=1, 5,
+50 and VAE k=5, one layer: names without a suffix) and the runs of chapters 2, 3 and 5,
 whose points (early stopping, binarization, estimators) are made within one recipe.
 """
 
@@ -37,7 +37,7 @@ SCALED_PAPER = {"schedule": "scaled", "epochs": FULL_EPOCHS}
 # 2000 training images, held-out bounds on 2000 images every 10 epochs.
 PAPER_EVALUATION = {"final_k": 5000, "final_test_size": None, "final_train_size": 2000, "eval_every": 10,
                     "eval_size": 2000}
-# Chapter 5's snapshots (chapter 9 shares them): Adam at a constant rate, budgets doubling.
+# Chapter 4's snapshots (chapter 8 shares them): Adam at a constant rate, budgets doubling.
 SNAPSHOT_EPOCHS = (1, 2, 4, 8, 16, 32, 64)
 TABLE1_OBJECTIVES = ("vae", "iwae")
 TABLE1_KS = (1, 5, 50)
@@ -128,7 +128,7 @@ def snapshot_run_name(objective: str = "iwae", k: int = 5) -> str:
 
 
 def beyond_the_paper_configs(k_total: int = 64, groups: int = 8, ciwae_beta: float = 0.5, epochs: int = 50) -> dict:
-    """Chapter 9's bounds trained with k_total samples at a constant rate of 1e-3: label -> (name, TrainConfig).
+    """Chapter 8's bounds trained with k_total samples at a constant rate of 1e-3: label -> (name, TrainConfig).
 
     PIWAE trains the generative network on the IWAE bound and the inference network on
     MIWAE(groups, k_total / groups) (``objective="piwae"``, ``piwae_encoder="miwae"``).
@@ -151,7 +151,7 @@ EIGHT_BIT_RUN = "mnist8bit_1l_iwae_k5"
 
 
 def eight_bit_config() -> TrainConfig:
-    """Chapter 9's 8-bit model: MNIST's gray levels under a discretised logistic
+    """Chapter 8's 8-bit model: MNIST's gray levels under a discretised logistic
     (``likelihood="discretized_logistic"``), the one-layer architecture, IWAE with k=5,
     50 epochs at a constant rate of 1e-3, evaluated in nats and bits per pixel."""
     return TrainConfig(dataset="mnist", likelihood="discretized_logistic", latent_sizes=(50,),
@@ -159,7 +159,7 @@ def eight_bit_config() -> TrainConfig:
                        learning_rate=1e-3, eval_every=0, final_k=5000, final_test_size=None, final_train_size=2000)
 
 
-# Chapter 10 ("Reaching the paper faster"). The study that chose the "fast" recipe: the
+# The appendix (notebooks/10_reaching_faster, "a recipe for a tenth of the budget"). The study that chose the "fast" recipe: the
 # one-layer IWAE with k=5 for 30 epochs on 50000 training images, scored on the other
 # 10000 (validation) with k=5000; label -> (name, options on top of the study's base).
 FASTER_STUDY_EPOCHS = 30
@@ -188,7 +188,7 @@ def faster_study_config(options: dict) -> TrainConfig:
 
 
 def faster_runs() -> dict:
-    """Chapter 10's runs of the chosen recipe and their baselines: label -> (fast name, scaled name)."""
+    """The appendix's runs of the chosen recipe and their baselines: label -> (fast name, scaled name)."""
     return {f"{objective.upper()} k={k}": (run_name("mnist", 1, objective, k) + FASTER_SUFFIX,
                                             run_name("mnist", 1, objective, k))
             for objective, k in FASTER_MODELS}
@@ -196,8 +196,8 @@ def faster_runs() -> dict:
 
 def book_runs() -> dict:
     """name -> BookRun for every run a chapter shows in the full profile, in recording order:
-    Table 1 first (then the scaled-paper runs of chapters 3 and 6), then Appendix D (static
-    binarization), the estimators, the rest; chapter 10's baselines last."""
+    Table 1 first (then the scaled-paper runs of chapters 3 and 5), then Appendix D (static
+    binarization), the estimators, the rest; the appendix's baselines last."""
     runs = {}
 
     def add(name, config, chapters, **extra):
@@ -209,10 +209,10 @@ def book_runs() -> dict:
             runs[name] = BookRun(name, config, tuple(chapters), **extra)
 
     fast = table1_recipe_runs()
-    for name, config in fast.items():  # chapters 1 and 7 (and 10: see below)
-        add(name, config, (1,) if config.n_stochastic == 1 else (7,))
-    scaled = table1_runs()  # the scaled-paper runs of chapters 3 (k=5) and 6 (IWAE k=5)
-    add("mnist_1l_iwae_k5", scaled["mnist_1l_iwae_k5"], (3, 6))
+    for name, config in fast.items():  # chapters 1 and 6 (and the appendix: see below)
+        add(name, config, (1,) if config.n_stochastic == 1 else (6,))
+    scaled = table1_runs()  # the scaled-paper runs of chapters 3 (k=5) and 5 (IWAE k=5)
+    add("mnist_1l_iwae_k5", scaled["mnist_1l_iwae_k5"], (3, 5))
     add("mnist_1l_vae_k5", scaled["mnist_1l_vae_k5"], (3,))
 
     static = dict(dataset="binarized_mnist", n_stochastic=1, k=5, **SCALED_PAPER, **PAPER_EVALUATION)
@@ -224,24 +224,24 @@ def book_runs() -> dict:
     dynamic = dict(dataset="mnist", n_stochastic=1, k=5, objective="iwae", **SCALED_PAPER, **PAPER_EVALUATION)
     add("mnist_1l_iwae_k5_valid", TrainConfig(validation_size=10000, patience=10, **dynamic), (2,))
 
-    for estimator in ("stl", "dreg"):  # chapter 6 (the standard estimator's run is Table 1's)
-        add(f"mnist_1l_iwae_k5_{estimator}", TrainConfig(estimator=estimator, **dynamic), (6,))
+    for estimator in ("stl", "dreg"):  # chapter 5 (the standard estimator's run is Table 1's)
+        add(f"mnist_1l_iwae_k5_{estimator}", TrainConfig(estimator=estimator, **dynamic), (5,))
 
-    for objective in ("iwae", "vae"):  # chapter 5 (IWAE) and chapter 9 (both)
-        add(snapshot_run_name(objective), snapshot_config(objective), (5, 9) if objective == "iwae" else (9,),
+    for objective in ("iwae", "vae"):  # chapter 4 (IWAE) and chapter 8 (both)
+        add(snapshot_run_name(objective), snapshot_config(objective), (4, 8) if objective == "iwae" else (8,),
             kind="snapshots", snapshot_epochs=SNAPSHOT_EPOCHS)
-    add(f"mnist_1l_iwae_k5_constant_e{SNAPSHOT_EPOCHS[1]}",  # chapter 5: one snapshot trained directly
-        dataclasses.replace(snapshot_config("iwae"), epochs=SNAPSHOT_EPOCHS[1]), (5,))
+    add(f"mnist_1l_iwae_k5_constant_e{SNAPSHOT_EPOCHS[1]}",  # chapter 4: one snapshot trained directly
+        dataclasses.replace(snapshot_config("iwae"), epochs=SNAPSHOT_EPOCHS[1]), (4,))
 
     add("mnist_2d_iwae_k50", TrainConfig(dataset="mnist", n_stochastic=1, latent_sizes=(2,), hidden_sizes=((200, 200),),
                                          objective="iwae", k=50, schedule="scaled", epochs=100, **PAPER_EVALUATION),
-        (8,))
+        (7,))
 
     for name, config in beyond_the_paper_configs().values():
-        add(name, config, (9,))
-    add(EIGHT_BIT_RUN, eight_bit_config(), (9,))
+        add(name, config, (8,))
+    add(EIGHT_BIT_RUN, eight_bit_config(), (8,))
 
-    for fast_name, scaled_name in faster_runs().values():  # chapter 10: the fast recipe against the baselines
+    for fast_name, scaled_name in faster_runs().values():  # the appendix: the fast recipe against the baselines
         add(fast_name, fast[fast_name], (10,))
         add(scaled_name, scaled[scaled_name], (10,))
     for name, options in FASTER_STUDY.values():

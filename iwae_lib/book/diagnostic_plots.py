@@ -1,4 +1,4 @@
-"""Figures for chapters 6, 7 and 9: gradient SNR against k, active units per layer, and
+"""Figures for chapters 5, 6 and 8: gradient SNR against k, active units per layer, and
 quantities over training. Each function returns a pyplot-free Figure (see
 :mod:`iwae_lib.book.plotting`)."""
 

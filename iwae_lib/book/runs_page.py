@@ -157,8 +157,9 @@ def rows(results: Path, runs: dict | None = None) -> list:
 
 def chapter_documents(root: Path) -> dict:
     """catalog chapter number (the notebook's file prefix) -> (document name, the number the
-    book's table of contents gives it), e.g. 9 -> ("notebooks/09_beyond_the_paper", "8") once
-    a chapter before it is gone. A chapter outside the numbered parts keeps its file number."""
+    book's table of contents gives it), e.g. 9 -> ("notebooks/08_beyond_the_paper", "8") once
+    a chapter before it is gone. A notebook in a part captioned "Appendix" shows as "appendix";
+    any other outside the numbered parts keeps its file number."""
     import yaml
 
     root = Path(root)
@@ -169,9 +170,11 @@ def chapter_documents(root: Path) -> dict:
     if toc_file.is_file():
         toc = yaml.safe_load(toc_file.read_text(encoding="utf-8")) or {}
         for part in toc.get("parts", []):
+            files = [chapter["file"] for chapter in part.get("chapters", [])]
             if part.get("numbered"):
-                files = [chapter["file"] for chapter in part.get("chapters", [])]
                 numbers.update({file: str(i) for i, file in enumerate(files, 1)})
+            elif str(part.get("caption", "")).lower().startswith("appendix"):
+                numbers.update({file: "appendix" for file in files})
     return {number: (document, numbers.get(document, str(number))) for number, document in documents.items()}
 
 

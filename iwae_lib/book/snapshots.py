@@ -103,7 +103,7 @@ def prior_samples_by_epoch(snapshots: dict, n: int, seed: int = 0) -> dict:
 
 
 def book_snapshot_setup(objective: str = "iwae", k: int = 5, smoke: bool | None = None):
-    """The book's snapshot runs (chapters 5 and 9 share them): (run name, TrainConfig, epochs).
+    """The book's snapshot runs (chapters 4 and 8 share them): (run name, TrainConfig, epochs).
 
     Full profile: the catalog's chain (:func:`iwae_lib.book.catalog.snapshot_config`): the
     paper's model with one stochastic layer on dynamically binarized MNIST, Adam at a
