@@ -62,11 +62,12 @@ def cache_key(source: Path, profile: str) -> str:
 
 def check_runs(runs: dict | None = None) -> str | None:
     """The refusal message of a full build while runs are missing (None when all are recorded)."""
-    from iwae_lib.book import catalog, run_status
+    import iwae_lib.book.catalog as catalog
+    from iwae_lib.bookkeeping import pace, status
 
     runs = catalog.book_runs() if runs is None else runs
-    costs = book.machine_costs()
-    return run_status.check_message(run_status.statuses(runs, book.results_dir(), costs), costs)
+    paces = pace.measured(book.results_dir())
+    return status.check_message(status.statuses(runs, book.results_dir(), paces), paces)
 
 
 def build(source, profile: str | None = None, runs: dict | None = None) -> Path:

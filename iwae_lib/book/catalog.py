@@ -73,6 +73,11 @@ class BookRun:
         return self.config.total_epochs()
 
 
+def segment_name(epoch: int) -> str:
+    """Folder name of a snapshot chain's segment after ``epoch`` epochs, e.g. ``epoch_0016``."""
+    return f"epoch_{int(epoch):04d}"
+
+
 def run_name(dataset: str, n_stochastic: int, objective: str, k: int) -> str:
     """The book's name of a Table 1 style run, e.g. ``mnist_2l_iwae_k50``."""
     return f"{dataset}_{n_stochastic}l_{objective}_k{k}"
@@ -105,7 +110,7 @@ def table1_name(n_stochastic: int, objective: str, k: int) -> str:
 def table1_paper_rows(n_stochastic: int) -> dict:
     """The paper's Table 1 rows (MNIST, ``n_stochastic`` layers) keyed by :func:`table1_name`:
     name -> {"test NLL", "active units"}, ready for ``plotting.results_table``."""
-    from iwae_lib.book import paper
+    import iwae_lib.book.paper as paper
 
     return {name + FASTER_SUFFIX: row for name, row in paper.table1_rows("mnist", n_stochastic).items()}
 

@@ -20,12 +20,8 @@ import shutil
 from pathlib import Path
 
 from iwae_lib import book, training
+from iwae_lib.book.catalog import segment_name  # noqa: F401  (the folder of each snapshot)
 from iwae_lib.config import TrainConfig
-
-
-def segment_name(epoch: int) -> str:
-    """Folder name of the snapshot after ``epoch`` epochs, e.g. ``epoch_0016``."""
-    return f"epoch_{int(epoch):04d}"
 
 
 def segment_configs(config: TrainConfig, snapshot_epochs) -> dict:

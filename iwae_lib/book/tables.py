@@ -8,7 +8,7 @@ recorded"); nothing is typed by hand. Two places show them and are kept current 
 * ``book/_generated/results.md``, included by the landing page ``book/intro.md``.
 
 The same command writes the back matter's table of how every run was made,
-``book/_generated/runs.md`` (:mod:`iwae_lib.book.runs_page`). Rewrite them after a run finishes::
+``book/_generated/runs.md`` (:mod:`iwae_lib.bookkeeping.runs_page`). Rewrite them after a run finishes::
 
     python -m iwae_lib.book.tables --write      # README.md and book/_generated/{results,runs}.md
     python -m iwae_lib.book.tables --readme     # only README.md
@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from iwae_lib.book import paper
+import iwae_lib.book.paper as paper
 
 REPO = Path(__file__).resolve().parents[2]
 README_START = "<!-- results table: written by `python -m iwae_lib.book.tables --write`; do not edit by hand -->"
@@ -39,7 +39,7 @@ RECIPES = (("scaled paper stages", ""), ("fast", "_fast"))
 
 
 def _book_run_names() -> set:
-    from iwae_lib.book import catalog
+    import iwae_lib.book.catalog as catalog
 
     return set(catalog.book_runs())
 
@@ -54,7 +54,7 @@ def cells(runs=None) -> list:
     the suffix of one of the :data:`RECIPES`, is among them.
     """
     if runs is None:
-        from iwae_lib.book import catalog
+        import iwae_lib.book.catalog as catalog
 
         runs = catalog.book_runs()
     names = set(runs)
@@ -223,10 +223,10 @@ def _targets(root: Path, readme_only: bool) -> dict:
     readme = root / "README.md"
     targets = {readme: replace_readme_block(readme.read_text(encoding="utf-8"), readme_block(root / "results"))}
     if not readme_only:
-        from iwae_lib.book import runs_page
+        from iwae_lib.bookkeeping import runs_page
 
         targets[root / BOOK_TABLE] = book_block(root / "results", root)
-        targets[root / runs_page.RUNS_TABLE] = runs_page.book_block(root / "results", root)
+        targets[root / runs_page.RUNS_TABLE] = runs_page.book_block(root / "results", root, repository_url(root))
     return targets
 
 

@@ -15,23 +15,24 @@ from iwae_lib.cli.common import EXIT_FAILURE, UsageError
 
 
 def current_statuses():
-    """([RunStatus], CostModel) of the book's catalog in the results folder."""
+    """([RunStatus], Paces) of the book's catalog in the results folder."""
     from iwae_lib import book
-    from iwae_lib.book import catalog, run_status
+    from iwae_lib.book import catalog
+    from iwae_lib.bookkeeping import pace, status
 
     results = book.results_dir()
     root = "results" if results == (book.repo_root() / book.RESULTS).resolve() else str(results)
-    costs = book.machine_costs()
-    rows = run_status.statuses(catalog.book_runs(), results, costs)
+    paces = pace.measured(results)
+    rows = status.statuses(catalog.book_runs(), results, paces)
     if root != "results":  # commands name the overriding results folder
         rows = [dataclasses.replace(s, command=s.command.replace("--out results/", f"--out {root}/", 1)) for s in rows]
-    return rows, costs
+    return rows, paces
 
 
 def run_runs(args) -> int:
-    from iwae_lib.book import run_status
+    from iwae_lib.bookkeeping import status
 
-    rows, costs = current_statuses()
+    rows, paces = current_statuses()
     if args.missing_commands:  # a run some process is training now is not handed out twice
         for s in rows:
             if s.command and s.trainer:
@@ -40,13 +41,13 @@ def run_runs(args) -> int:
                 print(s.command)
         return 0
     if args.check:
-        message = run_status.check_message(rows, costs)
+        message = status.check_message(rows, paces)
         if message:
             print(message, file=sys.stderr)
             return EXIT_FAILURE
         print(f"all {len(rows)} runs of the book are recorded")
         return 0
-    print(run_status.table(rows, costs))
+    print(status.table(rows, paces))
     return 0
 
 
