@@ -29,7 +29,7 @@ import iwae_lib  # noqa: E402,F401  (quiet TensorFlow import)
 import tensorflow as tf  # noqa: E402
 
 from iwae_lib import adam, models, quantized, runinfo  # noqa: E402
-from iwae_lib.book import catalog  # noqa: E402
+from iwae_lib.chapters import catalog  # noqa: E402
 from iwae_lib.bookkeeping.pace import step_kind  # noqa: E402
 from iwae_lib.training import make_train_chunk  # noqa: E402
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from iwae_lib import checkpoints, cli, recipes
-from iwae_lib.book import catalog
+from iwae_lib.chapters import catalog
 from iwae_lib.bookkeeping import pace, status
 from iwae_lib.config import TrainConfig
 
@@ -235,7 +235,7 @@ def test_a_run_being_trained_is_shown_and_not_handed_out_again(tmp_path, monkeyp
     assert cli.main(["runs", "--missing-commands"]) == 0
     everything = capsys.readouterr().out.splitlines()
     assert f"--out {tmp_path}/{first} " in everything[0] and everything[0].endswith("--resume")
-    from iwae_lib.book.snapshots import segment_name
+    from iwae_lib.chapters.snapshots import segment_name
 
     segment = tmp_path / chain.name / segment_name(chain.snapshot_epochs[0])
     segment.mkdir(parents=True)
@@ -284,7 +284,7 @@ def test_record_trains_a_snapshot_chain_into_the_results_folder(real_data_dir, t
 
 
 def test_a_notebook_says_how_long_training_a_missing_run_takes(tmp_path, monkeypatch, capsys):
-    """The notice of ``book.train_or_load`` and ``python -m iwae_lib runs`` estimate alike:
+    """The notice of ``chapters.train_or_load`` and ``python -m iwae_lib runs`` estimate alike:
     a run of the same step shape recorded here at 12 s per epoch gives 328 x 12 s."""
     from iwae_lib.bookkeeping.status import training_notice
 
@@ -325,24 +325,24 @@ def test_smoke_profile_shrinks_every_run_in_one_place(monkeypatch):
 
 
 def test_run_labels_speak_the_readers_words():
-    from iwae_lib import book
+    from iwae_lib import chapters
     from iwae_lib.config import TrainConfig
 
-    assert book.run_label(TrainConfig(objective="iwae", k=50)) == "IWAE, k=50"
-    assert book.run_label(TrainConfig(objective="iwae", k=5, estimator="dreg")) == "IWAE, k=5, DReG"
-    assert book.run_label(TrainConfig(objective="miwae", k=64, miwae_groups=8)) == "MIWAE, k=64, 8 groups"
-    assert book.run_label(TrainConfig(objective="ciwae", k=64, ciwae_beta=0.5)) == "CIWAE, k=64, beta=0.5"
+    assert chapters.run_label(TrainConfig(objective="iwae", k=50)) == "IWAE, k=50"
+    assert chapters.run_label(TrainConfig(objective="iwae", k=5, estimator="dreg")) == "IWAE, k=5, DReG"
+    assert chapters.run_label(TrainConfig(objective="miwae", k=64, miwae_groups=8)) == "MIWAE, k=64, 8 groups"
+    assert chapters.run_label(TrainConfig(objective="ciwae", k=64, ciwae_beta=0.5)) == "CIWAE, k=64, beta=0.5"
 
 
 def test_runs_note_names_runs_recipe_and_epochs(monkeypatch):
-    from iwae_lib import book
+    from iwae_lib import chapters
 
     monkeypatch.setenv("IWAE_SMOKE", "0")
     names = ["mnist_1l_iwae_k5_fast", "mnist_1l_iwae_k5"]
-    note = book.runs_note({name: book.load_run(name) for name in names})
+    note = chapters.runs_note({name: chapters.load_run(name) for name in names})
     assert "mnist_1l_iwae_k5_fast (fast recipe, 328 epochs)" in note
     assert "mnist_1l_iwae_k5 (paper's stages scaled, 288 epochs)" in note.replace("\n", " ")
-    assert all(len(line) <= book.PAGE_COLUMNS for line in note.splitlines())
+    assert all(len(line) <= chapters.PAGE_COLUMNS for line in note.splitlines())
 
 
 def test_long_runs_use_the_papers_recipe_and_the_study_changes_one_thing_at_a_time():

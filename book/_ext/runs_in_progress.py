@@ -31,9 +31,9 @@ class RunsInProgress(SphinxDirective):
     has_content = False
 
     def run(self):
-        from iwae_lib import book
+        from iwae_lib import chapters
 
-        entries = items(book.results_dir())
+        entries = items(chapters.results_dir())
         if not entries:
             return [_paragraph(("None: no folder of ", False), ("results/", True),
                                (" held an unfinished run when this site was built.", False))]

@@ -1,12 +1,12 @@
 """The back matter's page "How the runs were made" (``book/runs.md``): how each run was made.
 
-The chapters print one line naming the runs they show (:func:`iwae_lib.book.runs_note`);
+The chapters print one line naming the runs they show (:func:`iwae_lib.chapters.runs_note`);
 everything else about a run lives here, written from ``results/<name>/metrics.json`` and
-the book's catalog (:func:`iwae_lib.book.catalog.book_runs`), never by hand:
+the book's catalog (:func:`iwae_lib.chapters.catalog.book_runs`), never by hand:
 
 * :func:`book_block`: the table of every catalog run (chapters, recipe, epochs, selected
   epoch, training hours, training sessions, hardware, the git revision it was recorded
-  with) and the command that records each. ``python -m iwae_lib.book.tables --write``
+  with) and the command that records each. ``python -m iwae_lib.chapters.tables --write``
   writes it into ``book/_generated/runs.md`` and a test checks that it is current. It
   changes only when a record in ``results/`` does.
 * :func:`in_progress`: the runs being trained in ``results/`` (a checkpoint, no
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import iwae_lib.book.catalog as catalog
+import iwae_lib.chapters.catalog as catalog
 from iwae_lib import recipes
 from iwae_lib.bookkeeping import sessions, status
 from iwae_lib.config import TrainConfig
@@ -208,8 +208,8 @@ def summary(results: Path) -> str:
 def book_block(results: Path, root: Path, url: str) -> str:
     """``book/_generated/runs.md``: the summary, the table (recorded runs linked to their
     folders in the repository at ``url``) and the commands."""
-    return ("<!-- written by `python -m iwae_lib.book.tables --write` from results/ and "
-            "iwae_lib/book/catalog.py; do not edit by hand -->\n\n"
+    return ("<!-- written by `python -m iwae_lib.chapters.tables --write` from results/ and "
+            "iwae_lib/chapters/catalog.py; do not edit by hand -->\n\n"
             f"{summary(results)}\n\n"
             f"{markdown_table(results, root, link=lambda name: f'{url}/tree/main/results/{name}')}\n\n"
             "The command that records each run, in the table's order (each resumes an interrupted run "

@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 
 from iwae_lib import checkpoints
-from iwae_lib.book.catalog import BookRun, segment_name
+from iwae_lib.chapters.catalog import BookRun, segment_name
 from iwae_lib.bookkeeping import pace
 from iwae_lib.config import config_differences, config_flags
 

@@ -16,12 +16,12 @@ from iwae_lib.cli.common import EXIT_FAILURE, UsageError
 
 def current_statuses():
     """([RunStatus], Paces) of the book's catalog in the results folder."""
-    from iwae_lib import book
-    from iwae_lib.book import catalog
+    from iwae_lib import chapters
+    from iwae_lib.chapters import catalog
     from iwae_lib.bookkeeping import pace, status
 
-    results = book.results_dir()
-    root = "results" if results == (book.repo_root() / book.RESULTS).resolve() else str(results)
+    results = chapters.results_dir()
+    root = "results" if results == (chapters.repo_root() / chapters.RESULTS).resolve() else str(results)
     paces = pace.measured(results)
     rows = status.statuses(catalog.book_runs(), results, paces)
     if root != "results":  # commands name the overriding results folder
@@ -53,10 +53,10 @@ def run_runs(args) -> int:
 
 def run_record(args) -> int:
     """Train catalog runs into the results folder, resuming whatever is there."""
-    from iwae_lib import book, data, training
-    from iwae_lib.book import catalog, snapshots
+    from iwae_lib import chapters, data, training
+    from iwae_lib.chapters import catalog, snapshots
 
-    runs, results = catalog.book_runs(), book.results_dir()
+    runs, results = catalog.book_runs(), chapters.results_dir()
     unknown = [name for name in args.names if name not in runs]
     if unknown:
         raise UsageError(f"not in the book's catalog: {', '.join(unknown)} (see 'python -m iwae_lib runs')")
@@ -80,7 +80,7 @@ def run_record(args) -> int:
 def add_parser(commands):
     """The ``runs`` and ``record`` subcommands."""
     runs = commands.add_parser("runs", help="the book's runs: status, hours left, commands that record them",
-                               description="List every run the book shows (iwae_lib/book/catalog.py) with its "
+                               description="List every run the book shows (iwae_lib/chapters/catalog.py) with its "
                                            "status in results/, the estimated time left and its command.")
     mode = runs.add_mutually_exclusive_group()
     mode.add_argument("--missing-commands", action="store_true",

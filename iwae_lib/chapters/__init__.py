@@ -34,7 +34,7 @@ with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing; i
     warnings.simplefilter("ignore")
     import tqdm.auto  # noqa: F401
 
-from iwae_lib.book.profiles import PROFILES, is_smoke, profile  # noqa: E402,F401
+from iwae_lib.chapters.profiles import PROFILES, is_smoke, profile  # noqa: E402,F401
 
 RESULTS = "results"
 RUNS = "runs"
@@ -55,7 +55,7 @@ def profile_note() -> str:
     return textwrap.fill(note, PAGE_COLUMNS)
 
 
-SITE_BUILD_ENV = "IWAE_SITE_BUILD"  # set by iwae_lib.book.build for the notebook kernels it starts
+SITE_BUILD_ENV = "IWAE_SITE_BUILD"  # set by iwae_lib.chapters.build for the notebook kernels it starts
 
 
 def building_site() -> bool:
