@@ -1,14 +1,13 @@
 """What a training step costs with another objective, estimator or likelihood.
 
-The run-time estimates (``iwae_lib.book.estimates``) count multiply-adds, which do not see
-that DReG and PIWAE take two backward passes through the network, or that the 8-bit
-likelihood evaluates logistic CDFs where the Bernoulli one has a sigmoid. This benchmark
-measures it: for every *step kind* (:func:`iwae_lib.book.estimates.step_kind`) of the
-book's runs other than the standard IWAE step (``estimates.BASIS_KINDS``), it times that run's own configuration
-against its twin with the standard IWAE step and the Bernoulli likelihood (same model, k,
-batch), alternating the two over ``--repeats``, in one process. The result per kind is the
-median of the per-repeat ratios (kind's seconds per step / twin's), written under
-``"step_kinds"`` of ``--json``, where the estimates read it.
+Multiply-adds do not see that DReG and PIWAE take two backward passes through the network,
+or that the 8-bit likelihood evaluates logistic CDFs where the Bernoulli one has a sigmoid.
+This benchmark measures it: for every *step kind* (:func:`iwae_lib.bookkeeping.pace.step_kind`)
+of the book's runs other than the standard IWAE step (:data:`BASIS_KINDS`), it times that run's
+own configuration against its twin with the standard IWAE step and the Bernoulli likelihood
+(same model, k, batch), alternating the two over ``--repeats``, in one process. The result per
+kind is the median of the per-repeat ratios (kind's seconds per step / twin's), written under
+``"step_kinds"`` of ``--json``.
 
 Run:  python benchmarks/step_variants.py [--repeats 5] [--steps 200] [--json benchmarks/step_variants.json]
 """
@@ -30,14 +29,16 @@ import iwae_lib  # noqa: E402,F401  (quiet TensorFlow import)
 import tensorflow as tf  # noqa: E402
 
 from iwae_lib import adam, models, quantized, runinfo  # noqa: E402
-from iwae_lib.book import catalog, estimates  # noqa: E402
+from iwae_lib.chapters import catalog  # noqa: E402
+from iwae_lib.bookkeeping.pace import step_kind  # noqa: E402
 from iwae_lib.training import make_train_chunk  # noqa: E402
 
 DEFAULT_JSON = REPO / "benchmarks" / "step_variants.json"
+BASIS_KINDS = ("iwae/standard/bernoulli",)  # the step the other kinds are compared with
 
 
 def plain_twin(config):
-    """``config`` with the standard IWAE step and the Bernoulli likelihood (the cost model's basis)."""
+    """``config`` with the standard IWAE step and the Bernoulli likelihood (:data:`BASIS_KINDS`)."""
     return dataclasses.replace(config, objective="iwae", estimator="standard", likelihood="bernoulli")
 
 
@@ -45,8 +46,8 @@ def kinds_to_measure() -> dict:
     """step kind -> the first book run's TrainConfig of that kind, for kinds other than the basis."""
     found = {}
     for run in catalog.book_runs().values():
-        kind = estimates.step_kind(run.config)
-        if kind not in estimates.BASIS_KINDS and kind not in found:
+        kind = step_kind(run.config)
+        if kind not in BASIS_KINDS and kind not in found:
             found[kind] = run.config
     return found
 

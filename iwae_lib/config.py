@@ -1,4 +1,5 @@
-"""Training configuration: one flat, JSON-friendly dataclass, validated before any work."""
+"""Training configuration: one flat, JSON-friendly dataclass, validated before any work,
+and the command-line words that rebuild it (:func:`config_flags`; parsed by ``iwae_lib.cli.flags``)."""
 
 from __future__ import annotations
 
@@ -155,3 +156,41 @@ def config_differences(old: dict, new: dict) -> list:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     old, new = {**defaults, **old}, {**defaults, **new}
     return sorted(k for k in (set(old) | set(new)) - RESULT_NEUTRAL_OPTIONS if old.get(k) != new.get(k))
+
+
+def flag_name(field_name: str) -> str:
+    """``learning_rate`` -> ``--learning-rate``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def nested_sizes(field_name: str) -> bool:
+    """Whether a size-list field holds one list per stochastic layer (as ModelConfig's does)."""
+    value = {f.name: f.default for f in dataclasses.fields(ModelConfig)}.get(field_name)
+    return isinstance(value, tuple) and bool(value) and isinstance(value[0], tuple)
+
+
+def _flag_values(value, nested: bool) -> list:
+    """The command-line words for one option value (the inverse of ``iwae_lib.cli.flags``' parsers)."""
+    if value is None:
+        return ["none"]
+    if isinstance(value, (tuple, list)):
+        return [",".join(str(v) for v in item) if nested else str(item) for item in value]
+    return [repr(value) if isinstance(value, float) else str(value)]
+
+
+def config_flags(config: TrainConfig) -> list:
+    """The ``train`` flags that rebuild ``config``: one per option that differs from the default.
+
+    Returns a list of words, e.g. ``["--k", "50", "--schedule", "scaled", "--epochs", "288"]``,
+    in the dataclass's field order; ``build_train_config`` of these flags equals ``config``.
+    """
+    words = []
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(config, field.name)
+        if value == field.default:
+            continue
+        if isinstance(value, bool):
+            words.append(flag_name(field.name) if value else "--no-" + field.name.replace("_", "-"))
+        else:
+            words += [flag_name(field.name), *_flag_values(value, nested_sizes(field.name))]
+    return words

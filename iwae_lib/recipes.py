@@ -11,7 +11,7 @@ flags given explicitly win over them.
             (a tenth of the paper's), the baseline for a tenth of the budget.
 ``fast``    328 epochs, chosen among the candidates of the study in the book's appendix
             (notebooks/10_reaching_faster; runs results/study_k5_e30_*, listed in
-            iwae_lib.book.catalog.FASTER_STUDY) by the k=5000 log-likelihood of 10000
+            iwae_lib.chapters.catalog.FASTER_STUDY) by the k=5000 log-likelihood of 10000
             validation images carved from the training set, never the test set:
             - a linear warm-up over the first epoch, then a linear decay to zero
               (iwae_lib.schedules.rate_at): the paper's stages spend two thirds of any

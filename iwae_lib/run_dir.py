@@ -25,6 +25,7 @@ import math
 import signal
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,17 @@ def load_checkpoint(path):
         groups[prefix][name] = value
     return (groups["param"], groups["adam_m"], groups["adam_v"], groups["best"] or None, counters,
             groups["ema"] or None)
+
+
+def checkpoint_position(run_dir) -> dict | None:
+    """Where a run's checkpoint stands: {"epoch", "step_in_epoch", "global_step"}, or None
+    when it is missing or damaged (read without loading the arrays)."""
+    try:
+        with np.load(Path(run_dir) / CHECKPOINT_FILE) as archive:
+            counters = json.loads(str(archive["counters_json"]))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    return {key: counters.get(key) for key in ("epoch", "step_in_epoch", "global_step")}
 
 
 def write_progress(out: Path, counters: dict, total_epochs: int):

@@ -17,5 +17,5 @@ esac
 if [ "$PROFILE" = full ]; then
   python -m iwae_lib runs --check   # exit status 1 and the commands that record the missing runs
 fi
-python -m iwae_lib.book.build --profile "$PROFILE"
+python -m iwae_lib.chapters.build --profile "$PROFILE"
 echo "The book is in $PWD/_build/$PROFILE/html/index.html"

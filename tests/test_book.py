@@ -1,6 +1,6 @@
 """The website: build the Jupyter Book, then look at it in a browser.
 
-SLOW (minutes): the build (``python -m iwae_lib.book.build --profile smoke``, as
+SLOW (minutes): the build (``python -m iwae_lib.chapters.build --profile smoke``, as
 ``IWAE_SMOKE=1 bash scripts/build_book.sh`` runs it) executes every chapter's notebook in the
 smoke profile into ``_build/smoke/``, unless its cache already holds an execution of the same
 code with the same library.
@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 import yaml
 
-from iwae_lib import book
+from iwae_lib import chapters
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "_build"
@@ -74,11 +74,11 @@ def book_env():
 @pytest.fixture(scope="module")
 def built_book():
     """Build the book once for this module; returns the html folder."""
-    if PROFILE not in book.PROFILES:
-        pytest.fail(f"IWAE_BOOK_PROFILE must be one of {', '.join(book.PROFILES)}, got {PROFILE!r}")
+    if PROFILE not in chapters.PROFILES:
+        pytest.fail(f"IWAE_BOOK_PROFILE must be one of {', '.join(chapters.PROFILES)}, got {PROFILE!r}")
     if not os.environ.get("IWAE_DATA_DIR") or not Path(os.environ["IWAE_DATA_DIR"]).is_dir():
         pytest.skip("no data folder: set IWAE_DATA_DIR to the folder holding the MNIST files")
-    command = [sys.executable, "-m", "iwae_lib.book.build", "--profile", PROFILE, str(REPO)]
+    command = [sys.executable, "-m", "iwae_lib.chapters.build", "--profile", PROFILE, str(REPO)]
     result = subprocess.run(command, cwd=REPO, env=book_env(), capture_output=True, text=True,
                             timeout=BUILD_TIMEOUT)
     log = result.stdout[-6000:] + result.stderr[-6000:]
@@ -105,8 +105,8 @@ def test_every_page_of_the_toc_is_built(built_book):
     assert "Importance Weighted Autoencoders" in bibliography
 
 
-# The one line a chapter prints about the runs it shows (book.runs_note), in the full profile.
-RUNS_NOTE = re.compile(r"Runs shown: (.*?)\. Provenance: back matter, '" + re.escape(book.RUNS_PAGE) + "'\\.", re.S)
+# The one line a chapter prints about the runs it shows (chapters.runs_note), in the full profile.
+RUNS_NOTE = re.compile(r"Runs shown: (.*?)\. Provenance: back matter, '" + re.escape(chapters.RUNS_PAGE) + "'\\.", re.S)
 # What a rendered chapter must not show: the process of making the runs (the same pattern as
 # the issue's audit, ../shared/tools/book_audit.py): revisions, CPU names, absolute paths,
 # training speed and hours, process ids. They belong on the back matter's page.
@@ -133,7 +133,7 @@ def test_every_chapter_shows_its_profiles_runs(built_book):
     chapter says once that it shows the smoke profile (its runs note). Full: none does; each
     prints one runs note, which names exactly the runs of the book's list (catalog) that the
     chapter shows, all recorded (none was trained during the build)."""
-    from iwae_lib.book import catalog
+    from iwae_lib.chapters import catalog
 
     runs = catalog.book_runs()
     for name in chapter_files():
@@ -148,13 +148,13 @@ def test_every_chapter_shows_its_profiles_runs(built_book):
         assert "Smoke profile:" not in text, f"{name}: shows the smoke profile's output"
         assert "is not recorded in results/" not in text, f"{name}: a run was trained during the build instead of loaded"
         notes = runs_notes(page)
-        assert len(notes) == 1, f"{name}: {len(notes)} runs notes (book.runs_note), want one"
+        assert len(notes) == 1, f"{name}: {len(notes)} runs notes (chapters.runs_note), want one"
         chapter = int(Path(name).name.split("_")[0])
         shown = [run.name for run in runs.values() if chapter in run.chapters]
         missing = [run for run in shown if run not in notes[0]]
         assert not missing, f"{name}: its runs note does not name the catalog's runs {missing}"
         unlisted = [run for run in notes[0] if run not in shown]
-        assert not unlisted, (f"{name}: its runs note names {unlisted}, which the catalog (iwae_lib/book/catalog.py) "
+        assert not unlisted, (f"{name}: its runs note names {unlisted}, which the catalog (iwae_lib/chapters/catalog.py) "
                               f"does not list for chapter {chapter}, so the back matter does not say how they were made")
 
 

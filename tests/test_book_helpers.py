@@ -1,4 +1,4 @@
-"""Unit tests of the notebooks' helpers: iwae_lib.book, iwae_lib.book.plotting, iwae_lib.book.paper."""
+"""Unit tests of the notebooks' helpers: iwae_lib.chapters, iwae_lib.chapters.plotting, iwae_lib.chapters.paper."""
 
 import json
 import shutil
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iwae_lib import book, checkpoints, models, schedules
-from iwae_lib.book import paper, plotting
+from iwae_lib import chapters, checkpoints, models, schedules
+from iwae_lib.chapters import paper, plotting
 from iwae_lib.config import TrainConfig
 
 # ----------------------------------------------------------------------------- profiles
@@ -28,10 +28,10 @@ def test_profile_from_environment(monkeypatch, env, expected):
     monkeypatch.delenv("IWAE_PROFILE", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert book.profile() == expected
-    assert book.is_smoke() == (expected == "smoke")
-    assert ("Smoke profile" in book.profile_note()) == (expected == "smoke")
-    assert max(len(line) for line in book.profile_note().splitlines()) <= book.PAGE_COLUMNS
+    assert chapters.profile() == expected
+    assert chapters.is_smoke() == (expected == "smoke")
+    assert ("Smoke profile" in chapters.profile_note()) == (expected == "smoke")
+    assert max(len(line) for line in chapters.profile_note().splitlines()) <= chapters.PAGE_COLUMNS
 
 
 def test_notebook_code_fits_the_page():
@@ -43,34 +43,34 @@ def test_notebook_code_fits_the_page():
     assert {path.stem for path in notebooks} == in_toc and len(notebooks) >= 9
     too_long = [f"{path.name}: {line}" for path in notebooks
                 for cell in json.loads(path.read_text(encoding="utf-8"))["cells"] if cell["cell_type"] == "code"
-                for line in "".join(cell["source"]).splitlines() if len(line) > book.PAGE_COLUMNS]
+                for line in "".join(cell["source"]).splitlines() if len(line) > chapters.PAGE_COLUMNS]
     assert not too_long, "code lines wider than the page:\n" + "\n".join(too_long)
 
 
 def test_unknown_profile_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("IWAE_PROFILE", "fast")
     with pytest.raises(ValueError, match="IWAE_PROFILE must be one of smoke, full"):
-        book.profile()
+        chapters.profile()
 
 
 # ----------------------------------------------------------------------------- paths
 
 
 def test_repo_root_and_results_dir(monkeypatch, tmp_path):
-    root = book.repo_root()
-    assert (root / "iwae_lib" / "book" / "__init__.py").is_file()
+    root = chapters.repo_root()
+    assert (root / "iwae_lib" / "chapters" / "__init__.py").is_file()
     monkeypatch.delenv("IWAE_RESULTS_DIR", raising=False)
-    assert book.results_dir() == root / "results"
+    assert chapters.results_dir() == root / "results"
     monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
-    assert book.results_dir() == tmp_path.resolve()
+    assert chapters.results_dir() == tmp_path.resolve()
 
 
 def test_relative_data_dir_is_resolved_against_the_repository(monkeypatch):
     monkeypatch.setenv("IWAE_DATA_DIR", "../shared/data")
-    book.resolve_data_dir_env()
-    assert Path(os.environ["IWAE_DATA_DIR"]) == (book.repo_root() / "../shared/data").resolve()
+    chapters.resolve_data_dir_env()
+    assert Path(os.environ["IWAE_DATA_DIR"]) == (chapters.repo_root() / "../shared/data").resolve()
     monkeypatch.setenv("IWAE_DATA_DIR", "/absolute/stays")
-    book.resolve_data_dir_env()
+    chapters.resolve_data_dir_env()
     assert os.environ["IWAE_DATA_DIR"] == "/absolute/stays"
 
 
@@ -96,13 +96,13 @@ def _fake_run(folder, name, config, test_ll=-90.0):
 def test_train_or_load_loads_a_recorded_run_in_the_full_profile(monkeypatch, tmp_path):
     config = TrainConfig(epochs=12, k=5)
     weights = _fake_run(tmp_path, "fake_run", config)
-    monkeypatch.setattr(book, "results_dir", lambda: tmp_path)
+    monkeypatch.setattr(chapters, "results_dir", lambda: tmp_path)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a recorded run must not be trained again")
 
     monkeypatch.setattr("iwae_lib.training.train", no_training)
-    record = book.train_or_load("fake_run", config, smoke=False)
+    record = chapters.train_or_load("fake_run", config, smoke=False)
     assert record.source == "recorded"
     assert record.test_log_likelihood == -90.0 and record.active_units == [21]
     assert record.config == config and record.config_differences() == []
@@ -111,15 +111,15 @@ def test_train_or_load_loads_a_recorded_run_in_the_full_profile(monkeypatch, tmp
     assert record.training_hours == pytest.approx(2.0)
     text = record.describe()
     assert "fake_run" in text and "0123456789+dirty" in text and "12 of 12 epochs" in text and "2.00 h" in text
-    [entry] = book.provenance({"baseline": record})
-    assert all(len(line) <= book.PAGE_COLUMNS for line in entry.splitlines()) and "\n    " in entry
+    [entry] = chapters.provenance({"baseline": record})
+    assert all(len(line) <= chapters.PAGE_COLUMNS for line in entry.splitlines()) and "\n    " in entry
     assert " ".join(line.strip() for line in entry.splitlines()) == f"baseline: {text}"
 
 
 def test_describe_names_configuration_differences(monkeypatch, tmp_path):
     _fake_run(tmp_path, "fake_run", TrainConfig(epochs=12, k=5))
-    monkeypatch.setattr(book, "results_dir", lambda: tmp_path)
-    record = book.train_or_load("fake_run", TrainConfig(epochs=40, k=5), smoke=False)
+    monkeypatch.setattr(chapters, "results_dir", lambda: tmp_path)
+    record = chapters.train_or_load("fake_run", TrainConfig(epochs=40, k=5), smoke=False)
     assert record.config_differences() == ["epochs"]
     assert "differs from this notebook's configuration in: epochs" in record.describe()
 
@@ -127,7 +127,7 @@ def test_describe_names_configuration_differences(monkeypatch, tmp_path):
 def test_smoke_profile_never_reads_results(monkeypatch, tmp_path):
     config = TrainConfig(epochs=12, k=5)
     _fake_run(tmp_path / "results", "fake_run", config, test_ll=-1.0)
-    monkeypatch.setattr(book, "results_dir", lambda: tmp_path / "results")
+    monkeypatch.setattr(chapters, "results_dir", lambda: tmp_path / "results")
     monkeypatch.setenv("IWAE_RUNS_DIR", str(tmp_path / "runs"))
     calls = []
 
@@ -136,27 +136,27 @@ def test_smoke_profile_never_reads_results(monkeypatch, tmp_path):
         _fake_run(out.parent, out.name, cfg, test_ll=-123.0)
 
     monkeypatch.setattr("iwae_lib.training.train", fake_train)
-    monkeypatch.setattr(book, "dataset", lambda *args: None)
+    monkeypatch.setattr(chapters, "dataset", lambda *args: None)
     (tmp_path / "runs" / "smoke" / "fake_run").mkdir(parents=True)  # a stale smoke run is replaced
-    record = book.train_or_load("fake_run", config, smoke=True)
+    record = chapters.train_or_load("fake_run", config, smoke=True)
     assert calls == [tmp_path / "runs" / "smoke" / "fake_run"]
     assert record.source == "trained now" and record.test_log_likelihood == -123.0
-    assert book.missing_runs(["fake_run", "other"]) == ["other"]
+    assert chapters.missing_runs(["fake_run", "other"]) == ["other"]
 
 
 def test_missing_weights_are_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no weights for run 'absent'"):
-        book.load_weights("absent", tmp_path)
+        chapters.load_weights("absent", tmp_path)
 
 
 def test_log_weights_batches_match_shapes():
     config = models.paper_model(1)
     weights = models.init_params(config, seed=0)
     x = (np.random.default_rng(0).random((7, 784)) < 0.3).astype(np.float32)
-    log_w = book.log_weights(weights, config, x, k=3, seed=1, batch_size=3)
+    log_w = chapters.log_weights(weights, config, x, k=3, seed=1, batch_size=3)
     assert log_w.shape == (3, 7) and np.all(np.isfinite(log_w)) and np.all(log_w < 0)
     with pytest.raises(ValueError, match=r"x must have shape \[N, 784\]"):
-        book.log_weights(weights, config, x[:, :10], k=3)
+        chapters.log_weights(weights, config, x[:, :10], k=3)
 
 
 # ----------------------------------------------------------------------------- plotting
@@ -263,7 +263,7 @@ def test_an_unfinished_recorded_run_is_resumed_only_with_the_same_config(monkeyp
     recorded = TrainConfig(epochs=recorded_epochs, k=5)
     checkpoints.save_json(unfinished / "config.json", {"train": recorded.to_dict()})
     (unfinished / "checkpoint.npz").write_bytes(b"placeholder")
-    monkeypatch.setattr(book, "results_dir", lambda: tmp_path / "results")
+    monkeypatch.setattr(chapters, "results_dir", lambda: tmp_path / "results")
     monkeypatch.setenv("IWAE_RUNS_DIR", str(tmp_path / "runs"))
     calls = []
 
@@ -273,14 +273,14 @@ def test_an_unfinished_recorded_run_is_resumed_only_with_the_same_config(monkeyp
         _fake_run(out.parent, out.name, cfg)
 
     monkeypatch.setattr("iwae_lib.training.train", fake_train)
-    monkeypatch.setattr(book, "dataset", lambda *args: None)
-    record = book.train_or_load("long_run", config, smoke=False)
+    monkeypatch.setattr(chapters, "dataset", lambda *args: None)
+    record = chapters.train_or_load("long_run", config, smoke=False)
     assert calls == [tmp_path / expected_parent / "long_run"] and record.source == "trained now"
 
 
 def test_glue_hands_myst_plain_python_numbers():
-    from iwae_lib import book
+    from iwae_lib import chapters
 
-    value = book.glue("test_glue_value", np.float64(1.25))
+    value = chapters.glue("test_glue_value", np.float64(1.25))
     assert type(value) is float and value == 1.25
-    assert type(book.glue("test_glue_count", np.int64(3))) is int
+    assert type(chapters.glue("test_glue_count", np.int64(3))) is int

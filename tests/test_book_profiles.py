@@ -25,20 +25,20 @@ TINY = dict(train_size=200, schedule="constant", epochs=2, k=5, steps_per_call=1
 
 CHAPTER_CODE = f"""\
 import dataclasses
-from iwae_lib import book
+from iwae_lib import chapters
 from iwae_lib.config import TrainConfig
 config = TrainConfig(**{TINY!r})
-if book.is_smoke():
+if chapters.is_smoke():
     config = dataclasses.replace(config, epochs=1)
-record = book.train_or_load("tiny_run", config, progress=False)
+record = chapters.train_or_load("tiny_run", config, progress=False)
 print("R" "UN:", record.source, record.run_dir.parent.name, record.metrics["epochs_completed"],
       f"{{record.test_log_likelihood:.6f}}")
-print("SI" "TE:", book.building_site())
+print("SI" "TE:", chapters.building_site())
 """
 
 DRIVER = f"""\
 import sys
-from iwae_lib.book import build, catalog
+from iwae_lib.chapters import build, catalog
 from iwae_lib.config import TrainConfig
 runs = {{"tiny_run": catalog.BookRun("tiny_run", TrainConfig(**{TINY!r}), (1,))}}
 try:

@@ -1,5 +1,5 @@
 """The book's list of runs: every chapter's full-profile configuration declared once, the
-status of each in results/, time estimates from measured rates, and the command that
+status of each in results/, time estimates from epochs measured here, and the command that
 records each (``python -m iwae_lib runs``)."""
 
 import dataclasses
@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 from iwae_lib import checkpoints, cli, recipes
-from iwae_lib.book import catalog, estimates, run_status
+from iwae_lib.chapters import catalog
+from iwae_lib.bookkeeping import pace, status
 from iwae_lib.config import TrainConfig
-from iwae_lib.models import paper_model
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARK = REPO / "benchmarks" / "results.json"
 
 
 def parse_command(command: str) -> TrainConfig:
@@ -78,7 +77,7 @@ def test_the_catalog_holds_every_chapters_runs_once():
 def test_recorded_runs_match_the_catalog():
     """The catalog's Table 1 configuration is exactly what the recorded run used."""
     recorded = json.loads((REPO / "results" / "mnist_1l_iwae_k5" / "config.json").read_text())["train"]
-    state, *_ = run_status.folder_state(REPO / "results" / "mnist_1l_iwae_k5", catalog.config("mnist_1l_iwae_k5", smoke=False))
+    state, *_ = status.folder_state(REPO / "results" / "mnist_1l_iwae_k5", catalog.config("mnist_1l_iwae_k5", smoke=False))
     assert state == "recorded"
     assert TrainConfig.from_dict(recorded).epochs == catalog.FULL_EPOCHS == 288
 
@@ -99,97 +98,74 @@ def test_config_applies_smoke_overrides_and_names_unknown_runs():
 def test_every_command_rebuilds_its_config_exactly():
     for run in catalog.book_runs().values():
         if run.kind == "train":
-            command = run_status.train_command(run.name, run.config)
+            command = status.train_command(run.name, run.config)
             assert f"--out results/{run.name} " in command
             assert parse_command(command) == run.config, run.name
     weird = TrainConfig(latent_sizes=(100, 50), hidden_sizes=((200, 200), (100, 100)), n_stochastic=2, k=50,
                         train_size=None, patience=None, learning_rate=3e-4, epochs=None, schedule="paper")
-    assert parse_command(run_status.train_command("x", weird)) == weird
+    assert parse_command(status.train_command("x", weird)) == weird
 
 
-# ----------------------------------------------------------------------------- estimates
+# ----------------------------------------------------------------------------- time estimates
+
+HERE = {"cpu": "Test CPU", "cpu_count": 2}
 
 
-def test_the_cost_model_reproduces_the_benchmark_rates():
-    benchmark = estimates.load_benchmark(BENCHMARK)
-    costs = estimates.CostModel(*estimates.fit_costs(benchmark), factor=1.0, basis="")
-    for row in benchmark["training"]:
-        predicted = 1.0 / costs.step_seconds(TrainConfig(k=row["k"]))
-        assert predicted == pytest.approx(row["library_steps_per_s"], rel=0.2), row
-    ev = benchmark["evaluation"]
-    assert costs.eval_seconds(paper_model(1), ev["images"], ev["k"]) == pytest.approx(ev["library_seconds"])
-    # 784-200-200-50 per image, 50-200-200-784 (+ means and log stds) per sample
-    assert estimates.multiply_adds(paper_model(1)) == (784 * 200 + 200 * 200 + 2 * 200 * 50,
-                                                      50 * 200 + 200 * 200 + 200 * 784)
+def fake_finished(folder: Path, config: TrainConfig, durations, sessions=None):
+    """A metrics.json of a run whose epochs took ``durations`` seconds (``sessions``: (from
+    epoch, environment) of each training session; default: one session on :data:`HERE`)."""
+    cumulative = np.cumsum(durations)
+    history = [{"epoch": e + 1, "train_seconds": float(t)} for e, t in enumerate(cumulative)]
+    sessions = sessions or [(0, HERE)]
+    write_json(folder / "metrics.json", {"config": config.to_dict(), "history": history, "environment": sessions[-1][1],
+                                         "training_sessions": [{"from_epoch": e, "environment": env}
+                                                               for e, env in sessions]})
 
 
-def test_estimates_scale_with_work_and_use_a_runs_own_rate(tmp_path):
-    a, c, e = 0.001, 1e-9, 1e-6
-    costs = estimates.CostModel(a, c, e, factor=2.0, basis="test")
-    k5 = TrainConfig(k=5, epochs=10, eval_every=0, final_k=10, final_test_size=10, final_train_size=10)
-    per_image, per_sample = estimates.multiply_adds(k5.model_config())
-    step = a + c * (per_image + 5 * per_sample)
-    final = e * 20 * 10
-    assert estimates.run_seconds(k5, costs) == pytest.approx(2.0 * (10 * 3000 * step + final))
-    assert estimates.run_seconds(k5, costs, epochs_done=4) == pytest.approx(2.0 * (6 * 3000 * step + final))
-    assert estimates.run_seconds(k5, costs, 4, measured_epoch_seconds=7.0) == pytest.approx(6 * 7.0 + 2.0 * final)
-    assert estimates.run_seconds(dataclasses.replace(k5, k=50), costs) > 3 * estimates.run_seconds(k5, costs)
-    # the factor: measured / predicted training time of the runs found in results/
-    fake_unfinished(tmp_path / "slow_run", k5, epochs=3, seconds_per_epoch=3 * 3000 * step)
-    measured = estimates.cost_model(tmp_path, tmp_path / "no_benchmark.json")
-    fitted = estimates.CostModel(*estimates.fit_costs(estimates.FALLBACK_BENCHMARK), 1.0, "")
-    assert measured.factor == pytest.approx(3 * step / fitted.step_seconds(k5))
-    assert "the 1 step shapes" in measured.basis
-    # a twin of that run (same step shape, other schedule) slowed in every epoch counts once, at the faster pace
-    fake_unfinished(tmp_path / "slowed_twin", dataclasses.replace(k5, schedule="constant"), epochs=3,
-                    seconds_per_epoch=7 * 3000 * step)
-    assert estimates.cost_model(tmp_path, tmp_path / "no_benchmark.json").factor == pytest.approx(measured.factor)
-    # a run of another shape at twice the benchmark's time: the median of the two shapes
-    fake_unfinished(tmp_path / "k50", dataclasses.replace(k5, k=50), epochs=3,
-                    seconds_per_epoch=2 * 3000 * fitted.step_seconds(dataclasses.replace(k5, k=50)))
-    both = estimates.cost_model(tmp_path, tmp_path / "no_benchmark.json")
-    assert both.factor == pytest.approx((measured.factor + 2.0) / 2) and "the 2 step shapes" in both.basis
+def test_the_estimate_is_seconds_per_epoch_of_the_same_step_shape_measured_here(tmp_path):
+    k5 = TrainConfig(k=5, epochs=10, eval_every=0)  # 3000 steps per epoch of 60000 images
+    fake_finished(tmp_path / "a", k5, [30.0] * 4)
+    fake_finished(tmp_path / "b", dataclasses.replace(k5, schedule="constant", epochs=4), [60.0] * 4)  # slowed twin
+    fake_finished(tmp_path / "k50", dataclasses.replace(k5, k=50), [200.0] * 4)
+    paces = pace.measured(tmp_path, HERE)
+    assert paces.epoch_seconds(k5) == pytest.approx(30.0)  # the shape's fastest run
+    assert paces.epoch_seconds(dataclasses.replace(k5, k=50)) == pytest.approx(200.0)
+    assert pace.run_seconds(k5, paces) == pytest.approx(10 * 30.0)
+    assert pace.run_seconds(k5, paces, epochs_done=4) == pytest.approx(6 * 30.0)
+    assert pace.run_seconds(k5, paces, 4, own_epoch_seconds=7.0) == pytest.approx(6 * 7.0)  # a run's own pace first
+    # an epoch of 50000 images (10000 held out for validation) takes 5/6 of the time
+    assert paces.epoch_seconds(dataclasses.replace(k5, validation_size=10000)) == pytest.approx(25.0)
+    # another k, batch size, estimator or likelihood is another shape: no estimate
+    for other in (dataclasses.replace(k5, k=1), dataclasses.replace(k5, batch_size=100),
+                  dataclasses.replace(k5, estimator="dreg"), catalog.eight_bit_config()):
+        assert paces.epoch_seconds(other) is None and pace.run_seconds(other, paces) is None
+    assert pace.format_hours(None) == "?" and pace.format_hours(5400.0) == "1.5 h" and pace.format_hours(600) == "10 min"
+    assert "measured here (Test CPU, 2 cores)" in paces.basis and "same step shape" in paces.basis
 
 
-def test_steps_of_other_kinds_cost_their_measured_ratio(tmp_path):
-    plain = TrainConfig(k=64, schedule="constant", epochs=1, eval_every=0)
-    piwae = dataclasses.replace(plain, objective="piwae", miwae_groups=8)
-    dreg = dataclasses.replace(plain, estimator="dreg")
-    eight_bit = catalog.eight_bit_config()
-    assert [estimates.step_kind(c) for c in (plain, piwae, dreg, eight_bit)] == [
-        "iwae/standard/bernoulli", "piwae-miwae/standard/bernoulli", "iwae/dreg/bernoulli",
-        "iwae/standard/discretized_logistic"]
-    kinds = tmp_path / "kinds.json"
-    kinds.write_text(json.dumps({"step_kinds": {"piwae-miwae/standard/bernoulli": {"ratio_median": 1.5},
-                                                "iwae/standard/discretized_logistic": {"ratio_median": 2.0}}}))
-    costs = estimates.cost_model(tmp_path / "no_results", tmp_path / "no_benchmark.json", kinds)
-    assert costs.step_seconds(piwae) == pytest.approx(1.5 * costs.step_seconds(plain))
-    assert costs.step_seconds(dreg) == pytest.approx(costs.step_seconds(plain))  # not measured: ratio 1
-    assert costs.step_seconds(eight_bit) == pytest.approx(
-        2.0 * costs.step_seconds(dataclasses.replace(eight_bit, likelihood="bernoulli")))
-    assert "kinds.json" in costs.basis
-    assert estimates.cost_model(tmp_path / "no_results", tmp_path / "no_benchmark.json").kind_ratios == {}
-    # the committed measurements: every non-basis kind of the book's runs has one, and they are plausible
-    measured = estimates.load_kind_ratios(Path(BENCHMARK).with_name("step_variants.json"))
-    book_kinds = {estimates.step_kind(run.config) for run in catalog.book_runs().values()}
-    assert book_kinds - set(estimates.BASIS_KINDS) <= set(measured)
-    assert all(0.5 < ratio < 5.0 for ratio in measured.values()), measured
+def test_only_epochs_trained_on_this_machine_count(tmp_path):
+    k5 = TrainConfig(k=5, epochs=10, eval_every=0)
+    elsewhere = {"cpu": "Other CPU", "cpu_count": 2}
+    fake_finished(tmp_path / "moved", k5, [10.0] * 3 + [40.0] * 3, sessions=[(0, elsewhere), (3, HERE)])
+    assert pace.measured(tmp_path, HERE).epoch_seconds(k5) == pytest.approx(40.0)
+    assert pace.measured(tmp_path, elsewhere).epoch_seconds(k5) == pytest.approx(10.0)
+    assert pace.measured(tmp_path, {"cpu": "Test CPU", "cpu_count": 16}).step_seconds == {}
 
 
 def test_the_pace_of_a_run_ignores_its_slowed_epochs(tmp_path):
     # eight epochs at 50 s, two slowed to 300 s by other work on the machine
     durations = [50.0, 51.0, 300.0, 49.0, 50.0, 310.0, 50.0, 52.0, 50.0, 51.0]
     history = [{"epoch": e + 1, "train_seconds": float(np.sum(durations[: e + 1]))} for e in range(len(durations))]
-    assert estimates.epoch_pace(history) == pytest.approx(50.0)  # lower quartile of the durations
+    assert pace.epoch_pace(history) == pytest.approx(50.0)  # lower quartile of the durations
     assert np.mean(durations) > 100  # what the average over the run would have said
-    assert estimates.epoch_pace([]) is None and estimates.epoch_pace([{"epoch": 1}]) is None
+    assert pace.epoch_pace([]) is None and pace.epoch_pace([{"epoch": 1}]) is None
     k5 = TrainConfig(k=5, epochs=20, eval_every=0, final_k=10)
     folder = tmp_path / "half"
     fake_unfinished(folder, k5, epochs=10, seconds_per_epoch=1.0)
     progress = json.loads((folder / "progress.json").read_text())
     progress["history"] = history
     write_json(folder / "progress.json", progress)
-    assert run_status.folder_state(folder, k5) == ("unfinished", 10, [], pytest.approx(50.0))
+    assert status.folder_state(folder, k5) == ("unfinished", 10, [], pytest.approx(50.0))
 
 
 # ----------------------------------------------------------------------------- status and the command line
@@ -210,24 +186,27 @@ def test_statuses_commands_and_the_builds_message(tmp_path):
     fake_unfinished(tmp_path / "half", runs["half"].config, epochs=1, seconds_per_epoch=60.0)
     fake_recorded(tmp_path / "other", dataclasses.replace(runs["other"].config, k=7))
     fake_recorded(tmp_path / "chain" / "epoch_0001", dataclasses.replace(runs["chain"].config, epochs=1))
-    costs = estimates.cost_model(tmp_path, BENCHMARK)
-    rows = run_status.statuses(runs, tmp_path, costs)
+    fake_finished(tmp_path / "done", runs["done"].config, [20.0] * 4)  # 20 s per epoch of this shape, here
+    paces = pace.measured(tmp_path, HERE)
+    rows = status.statuses(runs, tmp_path, paces)
     by_name = {s.run.name: s for s in rows}
     assert [s.state for s in rows] == ["recorded", "unfinished", "missing", "different", "unfinished"]
     assert by_name["done"].command == "" and by_name["done"].seconds == 0
     assert by_name["half"].epochs_done == 1 and by_name["half"].command.endswith(" --resume")
-    assert by_name["half"].seconds >= 3 * 60.0  # three epochs left at its own 60 s per epoch
+    assert by_name["half"].seconds == 3 * 60.0  # three epochs left at its own 60 s per epoch
+    assert by_name["chain"].seconds == 1 * 20.0  # one epoch left at the pace of "done", its shape
+    assert by_name["none"].seconds is None  # k=50: no run of that shape recorded here
     assert not by_name["none"].command.endswith("--resume") and "--k 50" in by_name["none"].command
     assert "differs in: k" in by_name["other"].detail
     assert by_name["chain"].epochs_done == 1 and by_name["chain"].command == "python -m iwae_lib record chain"
 
-    message = run_status.check_message(rows, costs)
+    message = status.check_message(rows, paces)
     for name in ("half", "none", "other", "chain"):
         assert f"  {name} (" in message
     assert by_name["half"].command in message and "IWAE_SMOKE=1 bash scripts/build_book.sh" in message
-    total = sum(s.seconds for s in rows) / 3600
-    assert f"In all about {total:.1f} hours" in message
-    assert run_status.check_message([by_name["done"]], costs) is None
+    assert "In all, training left on this machine, one run after another: 3 min + 1 run without an estimate." in message
+    assert "  none (missing, about ?)" in message and paces.basis in message
+    assert status.check_message([by_name["done"]], paces) is None
 
 
 def test_the_runs_command(tmp_path, monkeypatch, capsys):
@@ -241,7 +220,7 @@ def test_the_runs_command(tmp_path, monkeypatch, capsys):
     assert "IWAE_SMOKE=1 bash scripts/build_book.sh" in capsys.readouterr().err
     assert cli.main(["runs"]) == 0
     table = capsys.readouterr().out
-    assert f"0 of {len(commands)} runs recorded" in table and "estimates: " in table
+    assert f"0 of {len(commands)} runs recorded" in table and "estimates: time left = epochs left x " in table
     assert cli.main(["record", "no_such_run"]) == 2
 
 
@@ -256,7 +235,7 @@ def test_a_run_being_trained_is_shown_and_not_handed_out_again(tmp_path, monkeyp
     assert cli.main(["runs", "--missing-commands"]) == 0
     everything = capsys.readouterr().out.splitlines()
     assert f"--out {tmp_path}/{first} " in everything[0] and everything[0].endswith("--resume")
-    from iwae_lib.book.snapshots import segment_name
+    from iwae_lib.chapters.snapshots import segment_name
 
     segment = tmp_path / chain.name / segment_name(chain.snapshot_epochs[0])
     segment.mkdir(parents=True)
@@ -304,43 +283,28 @@ def test_record_trains_a_snapshot_chain_into_the_results_folder(real_data_dir, t
     assert "all 1 runs of the book are recorded" in capsys.readouterr().out
 
 
-def test_a_notebook_says_how_long_training_a_missing_run_takes(tmp_path, monkeypatch):
-    from iwae_lib import book
+def test_a_notebook_says_how_long_training_a_missing_run_takes(tmp_path, monkeypatch, capsys):
+    """The notice of ``chapters.train_or_load`` and ``python -m iwae_lib runs`` estimate alike:
+    a run of the same step shape recorded here at 12 s per epoch gives 328 x 12 s."""
+    from iwae_lib.bookkeeping.status import training_notice
 
     monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path / "results"))
-    config = catalog.config("mnist_1l_vae_k50_fast", smoke=False)
-    text = book.training_notice("mnist_1l_vae_k50_fast", config, tmp_path / "runs" / "mnist_1l_vae_k50_fast")
-    costs = estimates.cost_model(tmp_path / "results", BENCHMARK)
-    hours = estimates.format_hours(estimates.run_seconds(config, costs))
-    assert f"about {hours} on this machine" in text and "benchmarks/results.json" in text
-    assert text.endswith(run_status.train_command("mnist_1l_vae_k50_fast", config))
-    fake_unfinished(tmp_path / "results" / "mnist_1l_vae_k50_fast", config, epochs=100, seconds_per_epoch=10.0)
-    resumed = book.training_notice("mnist_1l_vae_k50_fast", config, tmp_path / "results" / "mnist_1l_vae_k50_fast")
-    assert "from epoch 100" in resumed and resumed.endswith("--resume")
-
-
-def test_the_book_and_the_runs_command_estimate_from_one_cost_model(tmp_path, monkeypatch, capsys):
-    """``book.machine_costs()`` is calibrated by the results folder in use: a run recorded
-    there at three times the benchmark's pace triples every estimate, in a notebook's notice
-    and in ``python -m iwae_lib runs`` alike."""
-    from iwae_lib import book
-
-    monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
     name = "mnist_1l_vae_k50_fast"
     config = catalog.config(name, smoke=False)
-    plain = book.machine_costs()
-    assert plain.factor == pytest.approx(estimates.cost_model(tmp_path, BENCHMARK).factor)
-    fake_unfinished(tmp_path / "slow", config, epochs=2,
-                    seconds_per_epoch=3 * estimates.steps_per_epoch(config) * plain.step_seconds(config) / plain.factor)
-    slow = book.machine_costs()
-    assert slow.factor == pytest.approx(3.0) and "the 1 step shapes" in slow.basis
-    hours = estimates.run_seconds(config, slow) / 3600
-    assert hours == pytest.approx(3 * estimates.run_seconds(config, plain) / plain.factor / 3600)
-    notice = book.training_notice(name, config, tmp_path / "runs" / name)
-    assert f"about {estimates.format_hours(hours * 3600)} on this machine" in notice
+    results = tmp_path / "results"
+    text = training_notice(name, config, tmp_path / "runs" / name, results)
+    assert "about ? on this machine (time left = epochs left x seconds per epoch measured here" in text
+    assert text.endswith(status.train_command(name, config))
+    fake_finished(results / "twin", dataclasses.replace(config, seed=1), [12.0] * 3, sessions=[(0, pace.this_machine())])
+    text = training_notice(name, config, tmp_path / "runs" / name, results)
+    assert f"about {pace.format_hours(328 * 12.0)} on this machine" in text and pace.format_hours(328 * 12.0) == "1.1 h"
     assert cli.main(["runs"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(name + " "))
-    assert estimates.format_hours(hours * 3600) in row
+    assert " 1.1 h " in row
+    fake_unfinished(results / name, config, epochs=100, seconds_per_epoch=10.0)
+    resumed = training_notice(name, config, results / name, results)
+    assert "from epoch 100" in resumed and resumed.endswith("--resume")
+    assert f"about {pace.format_hours(228 * 10.0)} on this machine" in resumed  # its own pace
 
 
 def test_smoke_profile_shrinks_every_run_in_one_place(monkeypatch):
@@ -361,24 +325,24 @@ def test_smoke_profile_shrinks_every_run_in_one_place(monkeypatch):
 
 
 def test_run_labels_speak_the_readers_words():
-    from iwae_lib import book
+    from iwae_lib import chapters
     from iwae_lib.config import TrainConfig
 
-    assert book.run_label(TrainConfig(objective="iwae", k=50)) == "IWAE, k=50"
-    assert book.run_label(TrainConfig(objective="iwae", k=5, estimator="dreg")) == "IWAE, k=5, DReG"
-    assert book.run_label(TrainConfig(objective="miwae", k=64, miwae_groups=8)) == "MIWAE, k=64, 8 groups"
-    assert book.run_label(TrainConfig(objective="ciwae", k=64, ciwae_beta=0.5)) == "CIWAE, k=64, beta=0.5"
+    assert chapters.run_label(TrainConfig(objective="iwae", k=50)) == "IWAE, k=50"
+    assert chapters.run_label(TrainConfig(objective="iwae", k=5, estimator="dreg")) == "IWAE, k=5, DReG"
+    assert chapters.run_label(TrainConfig(objective="miwae", k=64, miwae_groups=8)) == "MIWAE, k=64, 8 groups"
+    assert chapters.run_label(TrainConfig(objective="ciwae", k=64, ciwae_beta=0.5)) == "CIWAE, k=64, beta=0.5"
 
 
 def test_runs_note_names_runs_recipe_and_epochs(monkeypatch):
-    from iwae_lib import book
+    from iwae_lib import chapters
 
     monkeypatch.setenv("IWAE_SMOKE", "0")
     names = ["mnist_1l_iwae_k5_fast", "mnist_1l_iwae_k5"]
-    note = book.runs_note({name: book.load_run(name) for name in names})
+    note = chapters.runs_note({name: chapters.load_run(name) for name in names})
     assert "mnist_1l_iwae_k5_fast (fast recipe, 328 epochs)" in note
     assert "mnist_1l_iwae_k5 (paper's stages scaled, 288 epochs)" in note.replace("\n", " ")
-    assert all(len(line) <= book.PAGE_COLUMNS for line in note.splitlines())
+    assert all(len(line) <= chapters.PAGE_COLUMNS for line in note.splitlines())
 
 
 def test_long_runs_use_the_papers_recipe_and_the_study_changes_one_thing_at_a_time():

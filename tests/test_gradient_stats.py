@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from iwae_lib import estimators, models
-from iwae_lib.book import gradient_stats
+from iwae_lib.chapters import gradient_stats
 from iwae_lib._quiet import import_tensorflow_quietly
 
 tf = import_tensorflow_quietly()

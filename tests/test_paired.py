@@ -1,4 +1,4 @@
-"""Paired comparisons of runs on the same test images (iwae_lib/book/paired.py)."""
+"""Paired comparisons of runs on the same test images (iwae_lib/chapters/paired.py)."""
 
 import math
 from pathlib import Path
@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from iwae_lib import book, checkpoints
-from iwae_lib.book import paired
+from iwae_lib import chapters, checkpoints
+from iwae_lib.chapters import paired
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ ESTIMATOR_RUNS = ("mnist_1l_iwae_k5", "mnist_1l_iwae_k5_dreg")
 def test_paired_difference_of_recorded_runs_matches_their_means():
     """The mean paired difference of two recorded runs is the difference of their recorded means,
     and its standard error is well below the unpaired one."""
-    records = {n: book.load_run(n, REPO / "results") for n in ESTIMATOR_RUNS}
+    records = {n: chapters.load_run(n, REPO / "results") for n in ESTIMATOR_RUNS}
     table = paired.nll_differences(records, ESTIMATOR_RUNS[0])
     other = ESTIMATOR_RUNS[1]
     recorded = records[ESTIMATOR_RUNS[0]].test_log_likelihood - records[other].test_log_likelihood

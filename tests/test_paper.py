@@ -1,9 +1,9 @@
-"""The paper's numbers in iwae_lib.book.paper: values pinned against arXiv:1509.00519 v4, and their structure."""
+"""The paper's numbers in iwae_lib.chapters.paper: values pinned against arXiv:1509.00519 v4, and their structure."""
 
 import pytest
 
 from iwae_lib import adam, schedules
-from iwae_lib.book import paper
+from iwae_lib.chapters import paper
 
 BLOCKS = [("mnist", 1), ("mnist", 2), ("omniglot", 1), ("omniglot", 2), ("binarized_mnist", 1), ("binarized_mnist", 2)]
 

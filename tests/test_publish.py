@@ -75,7 +75,7 @@ def test_workflow_uploads_the_folder_the_build_writes():
 
 def test_workflow_caches_executed_notebooks_keyed_on_requirements():
     caches = [s for s in steps() if s.get("uses", "").startswith("actions/cache@")]
-    (notebooks,) = [s for s in caches if s["with"]["path"] == "_build/full/jupyter_cache"]  # iwae_lib/book/build.py
+    (notebooks,) = [s for s in caches if s["with"]["path"] == "_build/full/jupyter_cache"]  # iwae_lib/chapters/build.py
     key, restore = notebooks["with"]["key"], notebooks["with"]["restore-keys"]
     assert key.startswith("jupyter-book-cache-${{ hashFiles('requirements.txt') }}-") and key.startswith(restore)
     for changes_the_outputs in ("iwae_lib/**", "results/**", "notebooks/**"):

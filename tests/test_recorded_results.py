@@ -1,7 +1,7 @@
 """Published results are checkable: every finished run in results/ is recomputed on a random
 subset of its test images with the float64 NumPy reference (the recorded number of samples
 per image), and must agree with its record within the Monte Carlo error; see
-iwae_lib/book/result_check.py for the estimator and the tolerance."""
+iwae_lib/chapters/result_check.py for the estimator and the tolerance."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from iwae_lib import checkpoints, cli, data, training
-from iwae_lib.book import paper, result_check
+from iwae_lib.chapters import paper, result_check
 from iwae_lib.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from iwae_lib.book import sessions
+from iwae_lib.bookkeeping import sessions
 from iwae_lib.config import TrainConfig
 
 CONFIG = TrainConfig(k=5, train_size=2000, batch_size=20, schedule="constant", epochs=6, eval_every=0)  # 100 steps per epoch

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from iwae_lib import data, training
-from iwae_lib.book import snapshots
+from iwae_lib.chapters import snapshots
 from iwae_lib.config import TrainConfig
 
 OPTIONS = dict(dataset="mnist", latent_sizes=(3,), hidden_sizes=((8,),), k=3, batch_size=10, schedule="constant",

@@ -1,4 +1,4 @@
-"""The results tables (iwae_lib.book.tables): values from results/ and paper.py, and the README and the
+"""The results tables (iwae_lib.chapters.tables): values from results/ and paper.py, and the README and the
 landing page are current."""
 
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from iwae_lib.book import paper, tables
+from iwae_lib.chapters import paper, tables
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,10 +90,10 @@ def test_readme_and_landing_page_show_the_current_table():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     block = tables.readme_block(REPO / "results")
     assert readme.count(tables.README_START) == 1 and readme.count(tables.README_END) == 1
-    assert block in readme, "README.md's results table is out of date: python -m iwae_lib.book.tables --write"
+    assert block in readme, "README.md's results table is out of date: python -m iwae_lib.chapters.tables --write"
     include = (REPO / tables.BOOK_TABLE).read_text(encoding="utf-8")
     assert include == tables.book_block(REPO / "results"), \
-        "book/_generated/results.md is out of date: python -m iwae_lib.book.tables --write"
+        "book/_generated/results.md is out of date: python -m iwae_lib.chapters.tables --write"
     assert "```{include} _generated/results.md" in (REPO / "book" / "intro.md").read_text(encoding="utf-8")
     assert tables.main(["--check"]) == 0
     # the recorded run is in both, with its own numbers
@@ -149,7 +149,8 @@ def finished_metrics(epochs, selected=None, hours=1.5, sessions=None, environmen
 
 
 def test_runs_page_rows_read_each_record(tmp_path):
-    from iwae_lib.book import catalog, runs_page
+    from iwae_lib.chapters import catalog
+    from iwae_lib.bookkeeping import runs_page
 
     run = catalog.book_runs()["mnist_1l_iwae_k5_valid"]
     gpu = {**ENVIRONMENT, "cpu": "Other CPU", "gpus": ["NVIDIA H100"]}
@@ -172,7 +173,8 @@ def test_runs_page_rows_read_each_record(tmp_path):
 
 
 def test_runs_page_covers_the_catalog_with_recipes_and_commands():
-    from iwae_lib.book import catalog, runs_page
+    from iwae_lib.chapters import catalog
+    from iwae_lib.bookkeeping import runs_page
 
     runs = catalog.book_runs()
     rows = runs_page.rows(REPO / "results")
@@ -190,7 +192,7 @@ def test_runs_page_covers_the_catalog_with_recipes_and_commands():
 
 def test_runs_in_progress_are_listed_by_name_recipe_and_epochs(tmp_path):
     from iwae_lib import recipes
-    from iwae_lib.book import runs_page
+    from iwae_lib.bookkeeping import runs_page
 
     folder = record(tmp_path, "mnist_1l_iwae_k5_paper", recipes.recipe_config("paper", k=5).to_dict())
     (folder / "checkpoint.npz").write_bytes(b"")
@@ -208,19 +210,20 @@ def test_runs_page_is_current_and_in_the_back_matter():
     includes it, in the back matter before the execution times."""
     import yaml
 
-    from iwae_lib import book
-    from iwae_lib.book import catalog, runs_page
+    from iwae_lib import chapters
+    from iwae_lib.chapters import catalog
+    from iwae_lib.bookkeeping import runs_page
 
     generated = (REPO / runs_page.RUNS_TABLE).read_text(encoding="utf-8")
-    assert generated == runs_page.book_block(REPO / "results", REPO), \
-        "book/_generated/runs.md is out of date: python -m iwae_lib.book.tables --write"
+    assert generated == runs_page.book_block(REPO / "results", REPO, tables.repository_url(REPO)), \
+        "book/_generated/runs.md is out of date: python -m iwae_lib.chapters.tables --write"
     for name in catalog.book_runs():
         assert f"`{name}`" in generated
     for run in runs_page.in_progress(REPO / "results"):
         assert run["name"] not in generated
     page = (REPO / "book" / "runs.md").read_text(encoding="utf-8")
     assert page.startswith("# How the runs were made\n")
-    assert book.RUNS_PAGE == "How the runs were made"
+    assert chapters.RUNS_PAGE == "How the runs were made"
     assert "```{include} _generated/runs.md" in page and "```{runs-in-progress}" in page
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     back = next(part for part in toc["parts"] if part["caption"] == "Back matter")
@@ -240,7 +243,7 @@ def test_the_summary_says_how_far_the_runs_are_from_the_paper(tmp_path):
 
 
 def test_runs_page_numbers_chapters_as_the_table_of_contents_does(tmp_path):
-    from iwae_lib.book import runs_page
+    from iwae_lib.bookkeeping import runs_page
 
     (tmp_path / "notebooks").mkdir()
     for name in ("01_a", "02_b", "05_c", "10_d"):
@@ -258,7 +261,7 @@ def test_runs_page_numbers_chapters_as_the_table_of_contents_does(tmp_path):
 
 def test_recipe_text_names_adam_settings_that_are_not_the_papers():
     from iwae_lib import recipes
-    from iwae_lib.book import runs_page
+    from iwae_lib.bookkeeping import runs_page
 
     assert runs_page.recipe_text(recipes.recipe_config("fast", k=50)) == "fast"
     assert runs_page.recipe_text(recipes.recipe_config("fast", k=50, beta1=0.99, adam_v_init=1.0)) == (

@@ -87,8 +87,8 @@ def make_table(parent, rows):
 
 
 def profile_sentence():
-    """Which profile the chapters ran in (``iwae_lib.book.build`` sets it for the whole build)."""
-    from iwae_lib.book.profiles import profile
+    """Which profile the chapters ran in (``iwae_lib.chapters.build`` sets it for the whole build)."""
+    from iwae_lib.chapters.profiles import profile
 
     name = profile()
     other = "IWAE_SMOKE=1 bash scripts/build_book.sh" if name == "full" else "bash scripts/build_book.sh"

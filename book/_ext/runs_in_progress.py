@@ -1,7 +1,7 @@
 """A list of the runs being trained in ``results/`` when the site is built.
 
 ``{runs-in-progress}`` in a page becomes a bullet list, one item per folder of ``results/``
-that holds a checkpoint but no ``metrics.json`` (:func:`iwae_lib.book.runs_page.in_progress`):
+that holds a checkpoint but no ``metrics.json`` (:func:`iwae_lib.bookkeeping.runs_page.in_progress`):
 its name, recipe, and the epochs done of its total at build time; or a sentence saying that
 there is none. It is made when the site is built, not written into a file, because a
 training run's progress changes every few minutes.
@@ -21,7 +21,7 @@ def _paragraph(*parts):
 
 def items(results):
     """The list's entries as (name, rest of the sentence), from :func:`in_progress`."""
-    from iwae_lib.book.runs_page import in_progress
+    from iwae_lib.bookkeeping.runs_page import in_progress
 
     return [(run["name"], f": {run['recipe']}, {run['epochs_done']} of {run['total_epochs']} epochs done")
             for run in in_progress(results)]
@@ -31,9 +31,9 @@ class RunsInProgress(SphinxDirective):
     has_content = False
 
     def run(self):
-        from iwae_lib import book
+        from iwae_lib import chapters
 
-        entries = items(book.results_dir())
+        entries = items(chapters.results_dir())
         if not entries:
             return [_paragraph(("None: no folder of ", False), ("results/", True),
                                (" held an unfinished run when this site was built.", False))]

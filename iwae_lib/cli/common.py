@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from iwae_lib import checkpoints
-from iwae_lib.training import CHECKPOINT_FILE
+from iwae_lib.run_dir import checkpoint_position  # noqa: F401  (show, train and the tests read it here)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -39,17 +36,6 @@ def read_json(path: Path, what: str) -> dict:
     if not isinstance(value, dict):
         raise UsageError(f"{what} {path} must hold a JSON object")
     return value
-
-
-def checkpoint_position(run_dir) -> dict | None:
-    """Where the run's checkpoint stands: {"epoch", "step_in_epoch", "global_step"}, or None."""
-    path = Path(run_dir) / CHECKPOINT_FILE
-    try:
-        with np.load(path) as archive:
-            counters = json.loads(str(archive["counters_json"]))
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # missing or damaged
-        return None
-    return {key: counters.get(key) for key in ("epoch", "step_in_epoch", "global_step")}
 
 
 def check_writable(out: Path):

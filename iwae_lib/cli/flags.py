@@ -1,7 +1,8 @@
 """One command-line flag per TrainConfig field, generated from the dataclass, and back.
 
-:func:`add_config_flags` adds the flags to a parser; :func:`config_flags` writes the flags
-that reproduce a given TrainConfig (the inverse, used by ``python -m iwae_lib runs``).
+:func:`add_config_flags` adds the flags to a parser; :func:`iwae_lib.config.config_flags`
+writes the flags that reproduce a given TrainConfig (the inverse, used by ``python -m
+iwae_lib runs``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import dataclasses
 import types
 import typing
 
-from iwae_lib import models
-from iwae_lib.config import TrainConfig
+from iwae_lib.config import TrainConfig, config_flags, flag_name, nested_sizes  # noqa: F401
 
 FIELD_HELP = {
     "dataset": "data set: mnist (dynamically binarized), binarized_mnist (Larochelle's) or omniglot",
@@ -50,11 +50,6 @@ FIELD_HELP = {
 }
 
 
-def flag_name(field_name: str) -> str:
-    """``learning_rate`` -> ``--learning-rate``."""
-    return "--" + field_name.replace("_", "-")
-
-
 def _split_optional(hint):
     """(base type, optional?) of a type hint such as ``int | None``."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
@@ -82,13 +77,6 @@ def _number_parser(base, optional: bool, field_name: str):
 
     parse.__name__ = field_name
     return parse
-
-
-def _nested_sizes(field_name: str) -> bool:
-    """Whether a size-list field holds one list per stochastic layer (as ModelConfig's does)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(models.ModelConfig)}
-    value = defaults.get(field_name)
-    return isinstance(value, tuple) and bool(value) and isinstance(value[0], tuple)
 
 
 def _sizes_parser(nested: bool, field_name: str):
@@ -124,35 +112,9 @@ def add_config_flags(parser: argparse.ArgumentParser):
             group.add_argument(flag_name(field.name), type=_number_parser(base, optional, field.name),
                                metavar="N" if base is int else "X", **common)
         elif base in (tuple, list):
-            nested = _nested_sizes(field.name)
+            nested = nested_sizes(field.name)
             group.add_argument(flag_name(field.name), type=_sizes_parser(nested, field.name), nargs="+",
                                metavar="N,N" if nested else "N", **common)
         else:
             group.add_argument(flag_name(field.name), type=str, metavar="NAME", **common)
 
-
-def _flag_values(value, nested: bool) -> list:
-    """The command-line words for one option value (the inverse of the parsers above)."""
-    if value is None:
-        return ["none"]
-    if isinstance(value, (tuple, list)):
-        return [",".join(str(v) for v in item) if nested else str(item) for item in value]
-    return [repr(value) if isinstance(value, float) else str(value)]
-
-
-def config_flags(config: TrainConfig) -> list:
-    """The ``train`` flags that rebuild ``config``: one per option that differs from the default.
-
-    Returns a list of words, e.g. ``["--k", "50", "--schedule", "scaled", "--epochs", "288"]``,
-    in the dataclass's field order; ``build_train_config`` of these flags equals ``config``.
-    """
-    words = []
-    for field in dataclasses.fields(TrainConfig):
-        value = getattr(config, field.name)
-        if value == field.default:
-            continue
-        if isinstance(value, bool):
-            words.append(flag_name(field.name) if value else "--no-" + field.name.replace("_", "-"))
-        else:
-            words += [flag_name(field.name), *_flag_values(value, _nested_sizes(field.name))]
-    return words

@@ -15,23 +15,24 @@ from iwae_lib.cli.common import EXIT_FAILURE, UsageError
 
 
 def current_statuses():
-    """([RunStatus], CostModel) of the book's catalog in the results folder."""
-    from iwae_lib import book
-    from iwae_lib.book import catalog, run_status
+    """([RunStatus], Paces) of the book's catalog in the results folder."""
+    from iwae_lib import chapters
+    from iwae_lib.chapters import catalog
+    from iwae_lib.bookkeeping import pace, status
 
-    results = book.results_dir()
-    root = "results" if results == (book.repo_root() / book.RESULTS).resolve() else str(results)
-    costs = book.machine_costs()
-    rows = run_status.statuses(catalog.book_runs(), results, costs)
+    results = chapters.results_dir()
+    root = "results" if results == (chapters.repo_root() / chapters.RESULTS).resolve() else str(results)
+    paces = pace.measured(results)
+    rows = status.statuses(catalog.book_runs(), results, paces)
     if root != "results":  # commands name the overriding results folder
         rows = [dataclasses.replace(s, command=s.command.replace("--out results/", f"--out {root}/", 1)) for s in rows]
-    return rows, costs
+    return rows, paces
 
 
 def run_runs(args) -> int:
-    from iwae_lib.book import run_status
+    from iwae_lib.bookkeeping import status
 
-    rows, costs = current_statuses()
+    rows, paces = current_statuses()
     if args.missing_commands:  # a run some process is training now is not handed out twice
         for s in rows:
             if s.command and s.trainer:
@@ -40,22 +41,22 @@ def run_runs(args) -> int:
                 print(s.command)
         return 0
     if args.check:
-        message = run_status.check_message(rows, costs)
+        message = status.check_message(rows, paces)
         if message:
             print(message, file=sys.stderr)
             return EXIT_FAILURE
         print(f"all {len(rows)} runs of the book are recorded")
         return 0
-    print(run_status.table(rows, costs))
+    print(status.table(rows, paces))
     return 0
 
 
 def run_record(args) -> int:
     """Train catalog runs into the results folder, resuming whatever is there."""
-    from iwae_lib import book, data, training
-    from iwae_lib.book import catalog, snapshots
+    from iwae_lib import chapters, data, training
+    from iwae_lib.chapters import catalog, snapshots
 
-    runs, results = catalog.book_runs(), book.results_dir()
+    runs, results = catalog.book_runs(), chapters.results_dir()
     unknown = [name for name in args.names if name not in runs]
     if unknown:
         raise UsageError(f"not in the book's catalog: {', '.join(unknown)} (see 'python -m iwae_lib runs')")
@@ -79,7 +80,7 @@ def run_record(args) -> int:
 def add_parser(commands):
     """The ``runs`` and ``record`` subcommands."""
     runs = commands.add_parser("runs", help="the book's runs: status, hours left, commands that record them",
-                               description="List every run the book shows (iwae_lib/book/catalog.py) with its "
+                               description="List every run the book shows (iwae_lib/chapters/catalog.py) with its "
                                            "status in results/, the estimated time left and its command.")
     mode = runs.add_mutually_exclusive_group()
     mode.add_argument("--missing-commands", action="store_true",

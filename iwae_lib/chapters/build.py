@@ -1,6 +1,6 @@
 """Build the Jupyter Book in one profile, never mixing the profiles' executed outputs.
 
-    python -m iwae_lib.book.build            # the profile of the environment (IWAE_SMOKE=1: smoke)
+    python -m iwae_lib.chapters.build            # the profile of the environment (IWAE_SMOKE=1: smoke)
 
 Each profile has its own folder, ``_build/<profile>/``: ``html/`` (the site), ``.doctrees/``
 and ``jupyter_cache/<key>/`` (executed notebooks). The key is a hash of everything the
@@ -9,7 +9,7 @@ library ``iwae_lib/``, ``requirements.txt`` and, in the full profile, the record
 ``results/`` (or ``IWAE_RESULTS_DIR``). A change to any of them starts a new cache, so every
 chapter runs again; the caches of older keys are deleted.
 
-The full profile first checks the book's list of runs (:mod:`iwae_lib.book.catalog`): if a
+The full profile first checks the book's list of runs (:mod:`iwae_lib.chapters.catalog`): if a
 run is not recorded, the build stops with the commands that record it, and nothing is
 executed (the book build never trains).
 """
@@ -23,7 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from iwae_lib import book
+from iwae_lib import chapters
 from iwae_lib.checkpoints import LOCK_FILE
 
 HASHED_SUFFIXES_SKIPPED = (".pyc",)
@@ -56,17 +56,18 @@ def output_dir(source: Path, profile: str) -> Path:
 def cache_key(source: Path, profile: str) -> str:
     """The key of a profile's notebook cache: the library and requirements, and for the full
     profile the recorded runs (the smoke profile never reads them)."""
-    trees = [book.repo_root() / "iwae_lib", Path(source) / "requirements.txt"]
-    return tree_key(trees + ([book.results_dir()] if profile == "full" else []))
+    trees = [chapters.repo_root() / "iwae_lib", Path(source) / "requirements.txt"]
+    return tree_key(trees + ([chapters.results_dir()] if profile == "full" else []))
 
 
 def check_runs(runs: dict | None = None) -> str | None:
     """The refusal message of a full build while runs are missing (None when all are recorded)."""
-    from iwae_lib.book import catalog, run_status
+    import iwae_lib.chapters.catalog as catalog
+    from iwae_lib.bookkeeping import pace, status
 
     runs = catalog.book_runs() if runs is None else runs
-    costs = book.machine_costs()
-    return run_status.check_message(run_status.statuses(runs, book.results_dir(), costs), costs)
+    paces = pace.measured(chapters.results_dir())
+    return status.check_message(status.statuses(runs, chapters.results_dir(), paces), paces)
 
 
 def build(source, profile: str | None = None, runs: dict | None = None) -> Path:
@@ -79,11 +80,11 @@ def build(source, profile: str | None = None, runs: dict | None = None) -> Path:
     from jupyter_book.sphinx import build_sphinx
 
     source = Path(source).resolve()
-    profile = profile or book.profile()
-    if profile not in book.PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(book.PROFILES)}, got {profile!r}")
+    profile = profile or chapters.profile()
+    if profile not in chapters.PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(chapters.PROFILES)}, got {profile!r}")
     os.environ["IWAE_PROFILE"] = profile  # the notebook kernels inherit the profile
-    os.environ[book.SITE_BUILD_ENV] = "1"  # ... and know that they make a static site
+    os.environ[chapters.SITE_BUILD_ENV] = "1"  # ... and know that they make a static site
     if profile == "full":
         os.environ.pop("IWAE_SMOKE", None)
     else:
@@ -110,17 +111,17 @@ def build(source, profile: str | None = None, runs: dict | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iwae_lib.book.build", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m iwae_lib.chapters.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", nargs="?", default=None, help="the book's folder (default: the repository)")
-    parser.add_argument("--profile", choices=book.PROFILES, default=None,
+    parser.add_argument("--profile", choices=chapters.PROFILES, default=None,
                         help="default: smoke when IWAE_SMOKE=1 or IWAE_PROFILE=smoke, else full")
     args = parser.parse_args(argv)
     try:
-        html = build(args.source or book.repo_root(), args.profile)
+        html = build(args.source or chapters.repo_root(), args.profile)
     except RuntimeError as err:
         print(f"\n{err}", file=sys.stderr)
         return 1
-    print(f"The {args.profile or book.profile()} book is in {html / 'index.html'}")
+    print(f"The {args.profile or chapters.profile()} book is in {html / 'index.html'}")
     return 0
 
 

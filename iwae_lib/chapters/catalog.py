@@ -6,7 +6,7 @@ records each, and the book build refuses to start while one is missing. A run is
 
     kind "train"       one TrainConfig, recorded with ``python -m iwae_lib train``;
     kind "snapshots"   a chain of constant-rate segments of one TrainConfig, recorded in
-                       ``results/<name>/epoch_NNNN/`` (see :mod:`iwae_lib.book.snapshots`).
+                       ``results/<name>/epoch_NNNN/`` (see :mod:`iwae_lib.chapters.snapshots`).
 
 The smoke profile shrinks these configurations in one place, :func:`smoke_version` (tiny
 data, few epochs); it never changes what a name means in the full profile.
@@ -73,6 +73,11 @@ class BookRun:
         return self.config.total_epochs()
 
 
+def segment_name(epoch: int) -> str:
+    """Folder name of a snapshot chain's segment after ``epoch`` epochs, e.g. ``epoch_0016``."""
+    return f"epoch_{int(epoch):04d}"
+
+
 def run_name(dataset: str, n_stochastic: int, objective: str, k: int) -> str:
     """The book's name of a Table 1 style run, e.g. ``mnist_2l_iwae_k50``."""
     return f"{dataset}_{n_stochastic}l_{objective}_k{k}"
@@ -105,7 +110,7 @@ def table1_name(n_stochastic: int, objective: str, k: int) -> str:
 def table1_paper_rows(n_stochastic: int) -> dict:
     """The paper's Table 1 rows (MNIST, ``n_stochastic`` layers) keyed by :func:`table1_name`:
     name -> {"test NLL", "active units"}, ready for ``plotting.results_table``."""
-    from iwae_lib.book import paper
+    import iwae_lib.chapters.paper as paper
 
     return {name + FASTER_SUFFIX: row for name, row in paper.table1_rows("mnist", n_stochastic).items()}
 
@@ -317,11 +322,11 @@ def smoke_version(config: TrainConfig) -> TrainConfig:
 def config(name: str, smoke: bool | None = None, **overrides) -> TrainConfig:
     """The book's TrainConfig of run ``name``: in the smoke profile (``smoke``, default: the
     environment's) its :func:`smoke_version`; ``overrides`` on top. KeyError lists the names."""
-    from iwae_lib.book.profiles import is_smoke
+    from iwae_lib.chapters.profiles import is_smoke
 
     runs = book_runs()
     if name not in runs:
-        raise KeyError(f"no run named {name!r} in the book's catalog (iwae_lib/book/catalog.py); "
+        raise KeyError(f"no run named {name!r} in the book's catalog (iwae_lib/chapters/catalog.py); "
                        f"known runs: {', '.join(runs)}")
     base = runs[name].config
     if is_smoke() if smoke is None else smoke:

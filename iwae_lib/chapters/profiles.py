@@ -1,7 +1,7 @@
 """The two profiles every chapter runs in, chosen by the environment.
 
     smoke   (``IWAE_SMOKE=1`` or ``IWAE_PROFILE=smoke``): every run shrunk to seconds
-            (:func:`iwae_lib.book.catalog.smoke_version`); used by the tests and in Colab
+            (:func:`iwae_lib.chapters.catalog.smoke_version`); used by the tests and in Colab
             for a quick look. It never reads or writes ``results/``.
     full    (the default): the recorded runs in ``results/`` are loaded.
 """

@@ -285,7 +285,7 @@ def results_table(records: dict, paper_values: dict | None = None, columns: dict
     """Our numbers next to the paper's, one row per run, as a pandas DataFrame.
 
     records: row label -> RunRecord (anything with ``.metrics``) or a metrics dict.
-    paper_values: row label -> {column: value} (e.g. from ``iwae_lib.book.paper``); each column
+    paper_values: row label -> {column: value} (e.g. from ``iwae_lib.chapters.paper``); each column
         given there gets a ``"<column> (paper)"`` column right after ours.
     columns: column -> metrics key or callable(metrics) -> value; default: test NLL
         (= -test_log_likelihood) and active units. Lists (active units per layer) are

@@ -1,6 +1,6 @@
 """The paper's numbers beside the recorded runs, as Markdown tables for the README and the book.
 
-Every number in these tables is read from ``iwae_lib.book.paper`` or from a recorded run in
+Every number in these tables is read from ``iwae_lib.chapters.paper`` or from a recorded run in
 ``results/<name>/`` (``metrics.json`` of a finished run; a run without one is "not yet
 recorded"); nothing is typed by hand. Two places show them and are kept current by a test:
 
@@ -8,11 +8,11 @@ recorded"); nothing is typed by hand. Two places show them and are kept current 
 * ``book/_generated/results.md``, included by the landing page ``book/intro.md``.
 
 The same command writes the back matter's table of how every run was made,
-``book/_generated/runs.md`` (:mod:`iwae_lib.book.runs_page`). Rewrite them after a run finishes::
+``book/_generated/runs.md`` (:mod:`iwae_lib.bookkeeping.runs_page`). Rewrite them after a run finishes::
 
-    python -m iwae_lib.book.tables --write      # README.md and book/_generated/{results,runs}.md
-    python -m iwae_lib.book.tables --readme     # only README.md
-    python -m iwae_lib.book.tables --check      # exit 1 when one is out of date
+    python -m iwae_lib.chapters.tables --write      # README.md and book/_generated/{results,runs}.md
+    python -m iwae_lib.chapters.tables --readme     # only README.md
+    python -m iwae_lib.chapters.tables --check      # exit 1 when one is out of date
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import json
 import sys
 from pathlib import Path
 
-from iwae_lib.book import paper
+import iwae_lib.chapters.paper as paper
 
 REPO = Path(__file__).resolve().parents[2]
-README_START = "<!-- results table: written by `python -m iwae_lib.book.tables --write`; do not edit by hand -->"
+README_START = "<!-- results table: written by `python -m iwae_lib.chapters.tables --write`; do not edit by hand -->"
 README_END = "<!-- end of results table -->"
 BOOK_TABLE = Path("book") / "_generated" / "results.md"
 NOT_RECORDED = "not yet recorded"
@@ -39,7 +39,7 @@ RECIPES = (("scaled paper stages", ""), ("fast", "_fast"))
 
 
 def _book_run_names() -> set:
-    from iwae_lib.book import catalog
+    import iwae_lib.chapters.catalog as catalog
 
     return set(catalog.book_runs())
 
@@ -49,12 +49,12 @@ def cells(runs=None) -> list:
     reproduces, in table order (Table 1's data sets, then Appendix D; 1 then 2 layers; VAE then
     IWAE; k ascending).
 
-    runs: the names of the book's runs (default: the book's list, :func:`iwae_lib.book.catalog.book_runs`);
+    runs: the names of the book's runs (default: the book's list, :func:`iwae_lib.chapters.catalog.book_runs`);
     a cell is in the table when a run of the name :func:`paper.run_name` gives it, followed by
     the suffix of one of the :data:`RECIPES`, is among them.
     """
     if runs is None:
-        from iwae_lib.book import catalog
+        import iwae_lib.chapters.catalog as catalog
 
         runs = catalog.book_runs()
     names = set(runs)
@@ -208,7 +208,7 @@ def book_block(results: Path | None = None, root: Path = REPO) -> str:
     """The landing page's include file: the same table, runs linked to the repository."""
     url = repository_url(root)
     body = summary(results) + "\n\n" + markdown_table(results, link=lambda name: f"{url}/tree/main/results/{name}")
-    return f"<!-- written by `python -m iwae_lib.book.tables --write` from results/ and iwae_lib/book/paper.py -->\n\n{body}\n"
+    return f"<!-- written by `python -m iwae_lib.chapters.tables --write` from results/ and iwae_lib/chapters/paper.py -->\n\n{body}\n"
 
 
 def replace_readme_block(readme_text: str, block: str) -> str:
@@ -223,15 +223,15 @@ def _targets(root: Path, readme_only: bool) -> dict:
     readme = root / "README.md"
     targets = {readme: replace_readme_block(readme.read_text(encoding="utf-8"), readme_block(root / "results"))}
     if not readme_only:
-        from iwae_lib.book import runs_page
+        from iwae_lib.bookkeeping import runs_page
 
         targets[root / BOOK_TABLE] = book_block(root / "results", root)
-        targets[root / runs_page.RUNS_TABLE] = runs_page.book_block(root / "results", root)
+        targets[root / runs_page.RUNS_TABLE] = runs_page.book_block(root / "results", root, repository_url(root))
     return targets
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iwae_lib.book.tables", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m iwae_lib.chapters.tables", description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write", action="store_true", help="rewrite README.md's table and book/_generated/{results,runs}.md")
     group.add_argument("--readme", action="store_true", help="rewrite README.md's table only")
@@ -254,7 +254,7 @@ def main(argv=None) -> int:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path}")
     if stale:
-        print("out of date (run python -m iwae_lib.book.tables --write): " + ", ".join(map(str, stale)), file=sys.stderr)
+        print("out of date (run python -m iwae_lib.chapters.tables --write): " + ", ".join(map(str, stale)), file=sys.stderr)
         return 1
     return 0
 

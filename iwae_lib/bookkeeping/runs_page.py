@@ -1,12 +1,12 @@
 """The back matter's page "How the runs were made" (``book/runs.md``): how each run was made.
 
-The chapters print one line naming the runs they show (:func:`iwae_lib.book.runs_note`);
+The chapters print one line naming the runs they show (:func:`iwae_lib.chapters.runs_note`);
 everything else about a run lives here, written from ``results/<name>/metrics.json`` and
-the book's catalog (:func:`iwae_lib.book.catalog.book_runs`), never by hand:
+the book's catalog (:func:`iwae_lib.chapters.catalog.book_runs`), never by hand:
 
 * :func:`book_block`: the table of every catalog run (chapters, recipe, epochs, selected
   epoch, training hours, training sessions, hardware, the git revision it was recorded
-  with) and the command that records each. ``python -m iwae_lib.book.tables --write``
+  with) and the command that records each. ``python -m iwae_lib.chapters.tables --write``
   writes it into ``book/_generated/runs.md`` and a test checks that it is current. It
   changes only when a record in ``results/`` does.
 * :func:`in_progress`: the runs being trained in ``results/`` (a checkpoint, no
@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import iwae_lib.chapters.catalog as catalog
 from iwae_lib import recipes
+from iwae_lib.bookkeeping import sessions, status
 from iwae_lib.config import TrainConfig
 
 RUNS_TABLE = Path("book") / "_generated" / "runs.md"
@@ -93,8 +95,6 @@ def _hardware(metrics: dict) -> str:
 
 
 def _sessions(metrics: dict) -> str:
-    from iwae_lib.book import sessions
-
     try:
         return str(len(sessions.session_rows(metrics)))
     except (KeyError, ValueError, TypeError):
@@ -105,11 +105,9 @@ def _final_metrics(run, results: Path) -> dict | None:
     """The metrics.json that describes run ``run`` as a whole (a snapshot chain: its last snapshot)."""
     folder = results / run.name
     if run.kind == "snapshots":
-        from iwae_lib.book.snapshots import segment_name
-
-        if not all((folder / segment_name(e) / "metrics.json").is_file() for e in run.snapshot_epochs):
+        if not all((folder / catalog.segment_name(e) / "metrics.json").is_file() for e in run.snapshot_epochs):
             return None
-        folder = folder / segment_name(run.snapshot_epochs[-1])
+        folder = folder / catalog.segment_name(run.snapshot_epochs[-1])
     return _read_json(folder / "metrics.json")
 
 
@@ -117,18 +115,14 @@ def record_command(run) -> str:
     """The command that records a catalog run into ``results/<name>``: the training command
     with the run's options written out, or ``python -m iwae_lib record NAME`` for a chain of
     snapshots."""
-    from iwae_lib.book import run_status
-
     if run.kind == "snapshots":
-        return run_status.record_command(run.name)
-    return run_status.train_command(run.name, run.config)
+        return status.record_command(run.name)
+    return status.train_command(run.name, run.config)
 
 
 def rows(results: Path, runs: dict | None = None) -> list:
     """One dict per catalog run (catalog order): the cells of :data:`HEADER` as strings, plus
     ``name``, ``state`` ("recorded" or "not recorded") and ``command``."""
-    from iwae_lib.book import catalog
-
     runs = catalog.book_runs() if runs is None else runs
     table = []
     for run in runs.values():
@@ -211,13 +205,11 @@ def summary(results: Path) -> str:
             + ("." if recorded == len(states) else f"; {len(states) - recorded} are not yet."))
 
 
-def book_block(results: Path, root: Path) -> str:
-    """``book/_generated/runs.md``: the summary, the table and the commands."""
-    from iwae_lib.book.tables import repository_url
-
-    url = repository_url(root)
-    return ("<!-- written by `python -m iwae_lib.book.tables --write` from results/ and "
-            "iwae_lib/book/catalog.py; do not edit by hand -->\n\n"
+def book_block(results: Path, root: Path, url: str) -> str:
+    """``book/_generated/runs.md``: the summary, the table (recorded runs linked to their
+    folders in the repository at ``url``) and the commands."""
+    return ("<!-- written by `python -m iwae_lib.chapters.tables --write` from results/ and "
+            "iwae_lib/chapters/catalog.py; do not edit by hand -->\n\n"
             f"{summary(results)}\n\n"
             f"{markdown_table(results, root, link=lambda name: f'{url}/tree/main/results/{name}')}\n\n"
             "The command that records each run, in the table's order (each resumes an interrupted run "

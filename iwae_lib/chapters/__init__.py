@@ -34,9 +34,7 @@ with warnings.catch_warnings():  # tqdm.auto warns when ipywidgets is missing; i
     warnings.simplefilter("ignore")
     import tqdm.auto  # noqa: F401
 
-from iwae_lib.book.catalog import FULL_EPOCHS  # noqa: E402,F401  (the recorded runs' epoch budget)
-
-from iwae_lib.book.profiles import PROFILES, is_smoke, profile  # noqa: E402,F401
+from iwae_lib.chapters.profiles import PROFILES, is_smoke, profile  # noqa: E402,F401
 
 RESULTS = "results"
 RUNS = "runs"
@@ -57,7 +55,7 @@ def profile_note() -> str:
     return textwrap.fill(note, PAGE_COLUMNS)
 
 
-SITE_BUILD_ENV = "IWAE_SITE_BUILD"  # set by iwae_lib.book.build for the notebook kernels it starts
+SITE_BUILD_ENV = "IWAE_SITE_BUILD"  # set by iwae_lib.chapters.build for the notebook kernels it starts
 
 
 def building_site() -> bool:
@@ -108,20 +106,6 @@ def runs_dir() -> Path:
     """``runs/`` at the repository root (``IWAE_RUNS_DIR`` overrides it): runs trained here."""
     override = os.environ.get("IWAE_RUNS_DIR")
     return Path(override).expanduser().resolve() if override else repo_root() / RUNS
-
-
-def benchmark_path() -> Path:
-    """``benchmarks/results.json``: the step and evaluation rates the time estimates start from."""
-    return repo_root() / "benchmarks" / "results.json"
-
-
-def machine_costs():
-    """This machine's cost model (:class:`iwae_lib.book.estimates.CostModel`): the benchmark
-    rates calibrated by the epoch times of the runs recorded in ``results_dir()``. The one
-    source of every time estimate the book and the CLI print."""
-    from iwae_lib.book import estimates
-
-    return estimates.cost_model(results_dir(), benchmark_path())
 
 
 def resolve_data_dir_env() -> None:
@@ -280,26 +264,13 @@ def train_or_load(name: str, config: TrainConfig, smoke: bool | None = None, pro
         out = results_dir() / name
     else:
         out = runs_dir() / name
-    if not smoke:
-        print(training_notice(name, config, out))
+    if not smoke:  # how long it takes here, and the command that records it instead
+        from iwae_lib.bookkeeping.status import training_notice
+
+        print(training_notice(name, config, out, results_dir()))
     ds = dataset(config.dataset, config.validation_size, config.seed)
     training.train(config, out, progress=progress, dataset=ds)
     return load_run(name, out.parent, requested=config, source="trained now")
-
-
-def training_notice(name: str, config: TrainConfig, out: Path) -> str:
-    """What a notebook says before it trains a run that is not recorded: how long it will
-    take here (see :mod:`iwae_lib.book.estimates`) and the command that records it instead."""
-    from iwae_lib.book import estimates, run_status
-
-    costs = machine_costs()
-    state, done, _, per_epoch = run_status.folder_state(out, config)
-    seconds = estimates.run_seconds(config, costs, done if state == "unfinished" else 0, per_epoch)
-    start = f"from epoch {done} " if state == "unfinished" and done else ""
-    return (f"{name} is not recorded in results/: training it now {start}into {out}, about "
-            f"{estimates.format_hours(seconds)} on this machine (estimate from {costs.basis}). "
-            f"To record it outside the notebook instead: "
-            f"{run_status.train_command(name, config, resume=state == 'unfinished' and out.parent == results_dir())}")
 
 
 def train_or_load_all(configs: dict, smoke: bool | None = None, progress: bool = True) -> dict:

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from iwae_lib import checkpoints
-from iwae_lib.book.result_check import PER_IMAGE_FILE
+from iwae_lib.chapters.result_check import PER_IMAGE_FILE
 
 
 def paired_difference(a, b) -> tuple:

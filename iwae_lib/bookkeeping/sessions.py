@@ -10,7 +10,7 @@ can tell the hours a run *took* from the hours the machine *needs*.
 
 from __future__ import annotations
 
-from iwae_lib.book.estimates import epoch_pace, steps_per_epoch
+from iwae_lib.bookkeeping.pace import epoch_pace, steps_per_epoch
 from iwae_lib.config import TrainConfig
 
 

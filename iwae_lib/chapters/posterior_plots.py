@@ -13,7 +13,7 @@ import contextlib
 
 import numpy as np
 
-from iwae_lib.book import plotting
+from iwae_lib.chapters import plotting
 
 MASSES = (0.5, 0.9, 0.99)
 

@@ -1,12 +1,12 @@
 """Figures for chapters 5, 6 and 8: gradient SNR against k, active units per layer, and
 quantities over training. Each function returns a pyplot-free Figure (see
-:mod:`iwae_lib.book.plotting`)."""
+:mod:`iwae_lib.chapters.plotting`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from iwae_lib.book import plotting
+from iwae_lib.chapters import plotting
 
 
 def _style():

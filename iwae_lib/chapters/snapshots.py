@@ -9,7 +9,7 @@ evaluation, so every snapshot has its ``metrics.json`` (log-likelihood, active u
 and ``weights.npz``.
 
 Layout: ``<root>/<name>/epoch_0001/``, ``epoch_0002/``, ... each a normal run directory,
-with ``<root>`` as in :func:`iwae_lib.book.train_or_load`: ``results/`` for recorded runs,
+with ``<root>`` as in :func:`iwae_lib.chapters.train_or_load`: ``results/`` for recorded runs,
 ``runs/`` for runs trained now, ``runs/smoke/`` in the smoke profile.
 """
 
@@ -19,13 +19,9 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from iwae_lib import book, training
+from iwae_lib import chapters, training
+from iwae_lib.chapters.catalog import segment_name  # noqa: F401  (the folder of each snapshot)
 from iwae_lib.config import TrainConfig
-
-
-def segment_name(epoch: int) -> str:
-    """Folder name of the snapshot after ``epoch`` epochs, e.g. ``epoch_0016``."""
-    return f"epoch_{int(epoch):04d}"
 
 
 def segment_configs(config: TrainConfig, snapshot_epochs) -> dict:
@@ -44,7 +40,7 @@ def segment_configs(config: TrainConfig, snapshot_epochs) -> dict:
 
 
 def has_recorded_snapshots(name: str, snapshot_epochs) -> bool:
-    folder = book.results_dir() / name
+    folder = chapters.results_dir() / name
     return all((folder / segment_name(e) / "metrics.json").is_file() for e in snapshot_epochs)
 
 
@@ -71,17 +67,17 @@ def train_or_load_snapshots(name: str, config: TrainConfig, snapshot_epochs, smo
     is trained (or resumed) in ``runs/<name>/``. Smoke profile: trained afresh in
     ``runs/smoke/<name>/``.
     """
-    smoke = book.is_smoke() if smoke is None else smoke
+    smoke = chapters.is_smoke() if smoke is None else smoke
     configs = segment_configs(config, snapshot_epochs)
     if not smoke and has_recorded_snapshots(name, configs):
-        root, source = book.results_dir() / name, "recorded"
+        root, source = chapters.results_dir() / name, "recorded"
     else:
-        root, source = (book.smoke_dir(name) if smoke else book.runs_dir() / name), "trained now"
+        root, source = (chapters.smoke_dir(name) if smoke else chapters.runs_dir() / name), "trained now"
         if smoke:
             shutil.rmtree(root, ignore_errors=True)
-        train_segments(config, configs, root, book.dataset(config.dataset, config.validation_size, config.seed),
+        train_segments(config, configs, root, chapters.dataset(config.dataset, config.validation_size, config.seed),
                        progress)
-    return {e: book.load_run(segment_name(e), root, requested=c, source=source) for e, c in configs.items()}
+    return {e: chapters.load_run(segment_name(e), root, requested=c, source=source) for e, c in configs.items()}
 
 
 def reconstructions_by_epoch(snapshots: dict, x) -> dict:
@@ -105,14 +101,14 @@ def prior_samples_by_epoch(snapshots: dict, n: int, seed: int = 0) -> dict:
 def book_snapshot_setup(objective: str = "iwae", k: int = 5, smoke: bool | None = None):
     """The book's snapshot runs (chapters 4 and 8 share them): (run name, TrainConfig, epochs).
 
-    Full profile: the catalog's chain (:func:`iwae_lib.book.catalog.snapshot_config`): the
+    Full profile: the catalog's chain (:func:`iwae_lib.chapters.catalog.snapshot_config`): the
     paper's model with one stochastic layer on dynamically binarized MNIST, Adam at a
     constant rate of 1e-3, snapshots after 1, 2, 4, ..., 64 epochs. Smoke: the same on a
     100-image subset, snapshots after 1 and 2 epochs, small final evaluations.
     """
-    from iwae_lib.book import catalog
+    from iwae_lib.chapters import catalog
 
-    smoke = book.is_smoke() if smoke is None else smoke
+    smoke = chapters.is_smoke() if smoke is None else smoke
     epochs = (1, 2) if smoke else catalog.SNAPSHOT_EPOCHS
     config = catalog.snapshot_config(objective, k)
     if smoke:
