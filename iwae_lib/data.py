@@ -2,8 +2,8 @@
 
 This module parses the files and assembles the splits; :mod:`iwae_lib.sources` finds the
 files, downloads and checks them with pooch (:func:`fetch`, :data:`REGISTRY`, :class:`DataError`,
-re-exported here), and :mod:`iwae_lib.pipelines` turns arrays into tf.data batches
-(:func:`make_train_dataset`, :func:`make_eval_dataset`, also re-exported here).
+re-exported here). Training draws its batches from these arrays itself
+(:func:`iwae_lib.training.epoch_order`, :func:`iwae_lib.training.binarize_batch`).
 
 Arrays
 ------
@@ -13,8 +13,8 @@ per process and returned **read-only**; copy them (``np.array(x)``) before writi
 
 Binarization
 ------------
-MNIST and Omniglot are *dynamically* binarized, as in the paper: :func:`make_train_dataset`
-draws a fresh Bernoulli sample of every training image each time it is served. Held-out
+MNIST and Omniglot are *dynamically* binarized, as in the paper: each training step draws a
+fresh Bernoulli sample of its batch (:func:`iwae_lib.training.binarize_batch`). Held-out
 data is binarized once, with fixed seeds (:data:`TEST_BINARIZATION_SEED`,
 :data:`VALID_BINARIZATION_SEED`), so every model is scored on the same bits. Binarized
 MNIST is the fixed binarization of Larochelle & Murray (2011) and is used as it is.
@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from iwae_lib.pipelines import make_eval_dataset, make_train_dataset  # noqa: F401  (re-exported)
 from iwae_lib.sources import REGISTRY, DataError, data_dir, fetch  # noqa: F401  (re-exported)
 
 IMAGE_SIZE = 28

@@ -1,5 +1,5 @@
-"""Tests of iwae_lib.data and the modules it is built on (iwae_lib.sources: files, mirrors and checksums, fetched
-through pooch; iwae_lib.pipelines: tf.data): file checks, loaders, data set assembly and pipelines."""
+"""Tests of iwae_lib.data and the module it is built on (iwae_lib.sources: files, mirrors and checksums, fetched
+through pooch): file checks, loaders and data set assembly."""
 
 import gzip
 import hashlib
@@ -16,7 +16,7 @@ import pooch
 import pytest
 import scipy.io
 
-from iwae_lib import data, pipelines, sources
+from iwae_lib import data, sources
 
 MNIST_LABELS_URL = "http://yann.lecun.com/exdb/mnist/t10k-labels-idx1-ubyte.gz"
 
@@ -90,20 +90,6 @@ def _serve_from(monkeypatch, mirrors, name, *folders):
     urls = tuple(f"{mirrors.url}/{folder}/{name}" for folder in folders)
     monkeypatch.setitem(data.REGISTRY[name], "urls", urls)
     return urls
-
-
-def _one_epoch(dataset):
-    return np.concatenate([batch.numpy() for batch in dataset])
-
-
-def _labelled_intensities(num_images, id_bits=6, p=0.5):
-    """float32 [num_images, 784]: pixels 0..id_bits-1 hold the row number in binary with
-    intensity exactly 0 or 1 (they survive binarization), all other pixels equal ``p``."""
-    x = np.full((num_images, 784), p, dtype=np.float32)
-    rows = np.arange(num_images)
-    for bit in range(id_bits):
-        x[:, bit] = (rows >> bit) & 1
-    return x
 
 
 def _row_ids(batch, id_bits=6):
@@ -438,8 +424,6 @@ def test_binarized_mnist_falls_back_to_its_mirror_and_rejects_a_wrong_copy(tmp_p
 def test_data_keeps_the_names_of_the_modules_it_was_split_into():
     assert data.fetch is sources.fetch and data.REGISTRY is sources.REGISTRY
     assert data.DataError is sources.DataError and data.data_dir is sources.data_dir
-    assert data.make_train_dataset is pipelines.make_train_dataset
-    assert data.make_eval_dataset is pipelines.make_eval_dataset
 
 
 def test_download_with_bad_checksum_is_deleted(tmp_path, monkeypatch, mirrors):
@@ -649,70 +633,3 @@ def test_binarized_mnist_dataset(binarized):
     assert part.valid.shape == (3000, 784) and len(np.unique(part.valid_indices)) == 3000
     np.testing.assert_array_equal(part.valid, binarized["valid"][part.valid_indices])
     np.testing.assert_array_equal(part.train, binarized["train"])
-
-
-# ----------------------------------------------------------------------------------------
-# tf.data pipelines
-# ----------------------------------------------------------------------------------------
-
-
-def test_train_dataset_reproducible_and_reshuffled():
-    x = _labelled_intensities(50)
-    first = data.make_train_dataset(x, 8, seed=3)
-    second = data.make_train_dataset(x, 8, seed=3)
-    epochs = [_one_epoch(first), _one_epoch(first)]
-    np.testing.assert_array_equal(_one_epoch(second), epochs[0])  # same seed, same batches
-    np.testing.assert_array_equal(_one_epoch(second), epochs[1])
-    assert not np.array_equal(_one_epoch(data.make_train_dataset(x, 8, seed=4)), epochs[0])
-
-    batch_sizes = [len(b) for b in first]
-    assert batch_sizes == [8] * 6 + [2]
-    ids = [_row_ids(e) for e in epochs]
-    for epoch_ids in ids:
-        assert sorted(epoch_ids) == list(range(50))  # every image exactly once
-    assert not np.array_equal(ids[0], ids[1])  # reshuffled
-    by_id = [e[np.argsort(i)] for e, i in zip(epochs, ids)]
-    assert set(np.unique(by_id[0])) == {0.0, 1.0}
-    # every image gets a fresh binarization of its p=0.5 pixels in the second epoch
-    differs = np.any(by_id[0][:, 6:] != by_id[1][:, 6:], axis=1)
-    assert differs.all()
-    # and within an epoch, images with equal intensities get independent draws
-    assert len(np.unique(epochs[0][:, 6:], axis=0)) == 50
-
-
-def test_train_dataset_fixed_epoch():
-    x = _labelled_intensities(30)
-    epoch3 = data.make_train_dataset(x, 7, seed=1, epoch=3)
-    a, b = _one_epoch(epoch3), _one_epoch(epoch3)
-    np.testing.assert_array_equal(a, b)  # a pure function of (seed, epoch)
-    np.testing.assert_array_equal(a, _one_epoch(data.make_train_dataset(x, 7, seed=1, epoch=3)))
-    assert not np.array_equal(a, _one_epoch(data.make_train_dataset(x, 7, seed=1, epoch=4)))
-    assert sorted(_row_ids(a)) == list(range(30))
-    dropped = data.make_train_dataset(x, 7, seed=1, epoch=0, drop_remainder=True)
-    assert [len(batch) for batch in dropped] == [7] * 4
-    assert dropped.element_spec.shape.as_list() == [7, 784]
-
-
-def test_train_dataset_mean_matches_intensity(mnist_train):
-    x = mnist_train[0][:4000]
-    out = _one_epoch(data.make_train_dataset(x, 100, seed=0))
-    assert out.shape == (4000, 784) and out.dtype == np.float32
-    assert set(np.unique(out)) == {0.0, 1.0}
-    # 3.1M pixels: the std of the mean is below 2e-4
-    assert abs(out.mean() - x.mean()) < 1e-3
-
-
-def test_train_dataset_static():
-    x = (np.random.default_rng(0).random((20, 784)) < 0.3).astype(np.float32)
-    out = _one_epoch(data.make_train_dataset(x, 6, seed=0, dynamic=False))
-    order = np.lexsort(out.T)
-    np.testing.assert_array_equal(out[order], x[np.lexsort(x.T)])
-    with pytest.raises(ValueError, match="batch_size"):
-        data.make_train_dataset(x, 0, seed=0)
-
-
-def test_eval_dataset_keeps_order():
-    x = np.random.default_rng(0).random((23, 784)).astype(np.float32)
-    batches = list(data.make_eval_dataset(x, 5))
-    assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
-    np.testing.assert_array_equal(np.concatenate([b.numpy() for b in batches]), x)
