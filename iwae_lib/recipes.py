@@ -9,24 +9,13 @@ flags given explicitly win over them.
             batch 20, 3280 epochs in 8 stages of 3^i epochs at 1e-3 * 10^(-i/7).
 ``scaled``  The same 8 stages with lengths proportional to 3^i, summing to 328 epochs
             (a tenth of the paper's), the baseline for a tenth of the budget.
-``fast``    328 epochs, chosen among the candidates of the study in the book's appendix
-            (notebooks/10_reaching_faster; runs results/study_k5_e30_*, listed in
-            iwae_lib.chapters.catalog.FASTER_STUDY) by the k=5000 log-likelihood of 10000
-            validation images carved from the training set, never the test set:
-            - a linear warm-up over the first epoch, then a linear decay to zero
-              (iwae_lib.schedules.rate_at): the paper's stages spend two thirds of any
-              budget at their smallest rate, a tenth of the first; this spends the budget
-              near the peak and anneals once (Defazio et al., 2023, on linear decay);
-            - peak learning rate 1e-3, the paper's first rate: a peak of 3e-3 trained
-              worse in the study and switched off more latent units;
-            - an exponential moving average of the weights (decay 0.999, about the last
-              thousand steps; Polyak and Juditsky, 1992), which is what is evaluated and
-              kept. In the study it raised the held-out bound while the rate was high
-              (by 3.2 nats at epoch 10, 1.4 at epoch 20) and changed nothing at the end of
-              the decay to zero (the same final validation log-likelihood within 0.001
-              nats, run study_k5_e30_linear_1e-3); it is kept because it costs nothing and
-              makes every intermediate evaluation of a run better;
-            - everything else as the paper (batch 20, Adam's betas and epsilon).
+``fast``    328 epochs: a linear warm-up over the first epoch to the paper's 1e-3, a
+            linear decay to zero (iwae_lib.schedules.rate_at; Defazio et al., 2023), and
+            an exponential moving average of the weights (decay 0.999; Polyak and Juditsky,
+            1992), which is what is evaluated and kept; everything else as the paper's.
+            Chosen on the k=5000 log-likelihood of 10000 validation images carved from the
+            training set, never the test set: the study and its numbers are in the book's
+            appendix (notebooks/10_reaching_faster; iwae_lib.chapters.catalog.FASTER_STUDY).
 """
 
 from __future__ import annotations
