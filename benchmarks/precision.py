@@ -264,6 +264,7 @@ def evaluation_precision_error(weights, config, x, k, seed=777, batch=50, chunk=
 def accuracy(args):
     from iwae_lib import data, evaluation, training
     from iwae_lib.config import TrainConfig
+    from iwae_lib.run_dir import WEIGHTS_FILE
 
     out_root = REPO / args.out
     runs = {name: (("bfloat16" if name.startswith("bf16") else "float32"), int(name.rsplit("seed", 1)[1]))
@@ -282,7 +283,7 @@ def accuracy(args):
         metrics = training.train(config, out_root / name, progress=False, dataset=ds)  # or its recorded metrics
         scores = out_root / name / f"valid_log_likelihood_k{args.eval_k}.npy"
         if not scores.exists():  # same evaluation seed for every run
-            weights = dict(np.load(out_root / name / training.WEIGHTS_FILE))
+            weights = dict(np.load(out_root / name / WEIGHTS_FILE))
             np.save(scores, evaluation.log_likelihood(weights, config.model_config(), ds.valid, k=args.eval_k,
                                                       seed=12345, progress=False))
         valid_ll = np.load(scores)
@@ -305,7 +306,7 @@ def accuracy(args):
 
     if "fp32_seed0" in runs:
         ds = data.load_dataset("mnist", 10000, 0)
-        weights = dict(np.load(out_root / "fp32_seed0" / training.WEIGHTS_FILE))
+        weights = dict(np.load(out_root / "fp32_seed0" / WEIGHTS_FILE))
         bf16_eval = evaluation_precision_error(weights, TrainConfig().model_config(), ds.valid[: args.error_images],
                                                args.eval_k)
         bf16_eval.update(model=f"{args.out}/fp32_seed0", images_from="the validation split")

@@ -26,7 +26,6 @@ import numpy as np
 
 from iwae_lib import likelihoods
 from iwae_lib._quiet import import_tensorflow_quietly
-from iwae_lib.likelihoods import bernoulli_log_prob  # noqa: F401  (the paper's p(x | h_1), for readers of this module)
 
 tf = import_tensorflow_quietly()
 import tensorflow_probability as tfp  # noqa: E402

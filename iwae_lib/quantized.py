@@ -16,8 +16,7 @@ import numpy as np
 
 from iwae_lib import models
 from iwae_lib._quiet import import_tensorflow_quietly
-from iwae_lib.likelihoods import (MIN_LOG_SCALE, N_LEVELS, bits_per_dim, check_levels,  # noqa: F401
-                                  discretized_logistic_log_prob, level_splits, to_levels)
+from iwae_lib.likelihoods import MIN_LOG_SCALE, N_LEVELS
 
 tf = import_tensorflow_quietly()
 import tensorflow_probability as tfp  # noqa: E402

@@ -36,7 +36,7 @@ from iwae_lib.config import TrainConfig, config_differences
 CONFIG_FILE, CHECKPOINT_FILE, PROGRESS_FILE = "config.json", "checkpoint.npz", "progress.json"
 METRICS_FILE, WEIGHTS_FILE = "metrics.json", "weights.npz"
 # Per-image estimates of the final test log-likelihood ("log_likelihood" [N] float64, with
-# "k" and "seed"): a recorded mean can then be checked image by image (tests/test_recorded_results.py).
+# "k" and "seed"): a recorded mean can then be checked image by image (tests/runs/test_recorded_results.py).
 TEST_LL_FILE = "test_log_likelihoods.npz"
 # Seeds of the evaluations, as offsets from the run's seed: held-out monitoring during
 # training ("valid", on test images too), the final test and train estimates, active units.

@@ -25,9 +25,7 @@ from tqdm.auto import tqdm
 from iwae_lib import adam, checkpoints, data, estimators, evaluation, likelihoods, models, run_dir, schedules
 from iwae_lib._quiet import import_tensorflow_quietly
 from iwae_lib.config import TrainConfig
-from iwae_lib.run_dir import (CHECKPOINT_FILE, CONFIG_FILE, EVAL_SEED_OFFSETS, METRICS_FILE,  # noqa: F401
-                              PROGRESS_FILE, TEST_LL_FILE, TRAIN_EVAL_BINARIZATION_SEED, WEIGHTS_FILE,
-                              load_checkpoint, prepare_run_dir, save_test_log_likelihoods)
+from iwae_lib.run_dir import CHECKPOINT_FILE, EVAL_SEED_OFFSETS, METRICS_FILE, load_checkpoint, prepare_run_dir
 
 tf = import_tensorflow_quietly()
 

@@ -4,6 +4,13 @@ Data: the loaders read ``IWAE_DATA_DIR``. A relative value (CI sets ``../shared/
 resolved against the repository root, so tests work from any working directory; when it
 is unset and ``<repo>/../shared/data`` exists, that folder is used. Tests that need the
 real files take the ``real_data_dir`` fixture, which skips them when no folder is found.
+
+Layout: one folder per thing tested, and each test carries its folder's name as a marker
+(``pytest -m method``): ``method/`` the maths and training of the paper's method,
+``data/`` the data files and loaders, ``runs/`` the command line, run bookkeeping and the
+recorded results, ``book/`` the chapters' helpers and the book build. Tests that take more
+than a few seconds (real training runs, the book build) are marked ``slow``
+(``pytest -m "not slow"`` leaves them out).
 """
 
 import os
@@ -28,6 +35,20 @@ def _normalise_data_dir_env():
 
 
 _normalise_data_dir_env()
+
+AREAS = ("method", "data", "runs", "book")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test under tests/ with the name of its folder (one of AREAS)."""
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        path = Path(str(item.fspath)).resolve()
+        if tests_dir not in path.parents:
+            continue  # the notebooks (nbval)
+        if path.parent.parent != tests_dir or path.parent.name not in AREAS:
+            raise pytest.UsageError(f"{path}: put the test in one of the folders tests/{{{','.join(AREAS)}}}")
+        item.add_marker(path.parent.name)
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 
 from iwae_lib import chapters, training
+from iwae_lib.run_dir import CHECKPOINT_FILE
 from iwae_lib.chapters.catalog import segment_name  # noqa: F401  (the folder of each snapshot)
 from iwae_lib.config import TrainConfig
 
@@ -51,9 +52,9 @@ def train_segments(config: TrainConfig, snapshot_epochs, out_dir, dataset=None, 
     for epoch, segment in segment_configs(config, snapshot_epochs).items():
         run_dir = out / segment_name(epoch)
         if previous is not None and not (run_dir / "metrics.json").exists() \
-                and not (run_dir / training.CHECKPOINT_FILE).exists():
+                and not (run_dir / CHECKPOINT_FILE).exists():
             run_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(previous / training.CHECKPOINT_FILE, run_dir / training.CHECKPOINT_FILE)
+            shutil.copyfile(previous / CHECKPOINT_FILE, run_dir / CHECKPOINT_FILE)
         training.train(segment, run_dir, progress=progress, dataset=dataset)
         previous = run_dir
     return out

@@ -29,8 +29,8 @@ import sys
 
 from iwae_lib.cli import evaluate, runs, show, train
 from iwae_lib.cli.common import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, _Parser,  # noqa: F401
-                                 checkpoint_position, read_json)
-from iwae_lib.cli.flags import FIELD_HELP, add_config_flags, config_flags, flag_name  # noqa: F401
+                                 read_json)
+from iwae_lib.cli.flags import FIELD_HELP, add_config_flags, flag_name  # noqa: F401
 from iwae_lib.cli.show import history_table, summarize_run  # noqa: F401
 from iwae_lib.cli.train import build_train_config  # noqa: F401
 

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from iwae_lib import checkpoints
-from iwae_lib.run_dir import checkpoint_position  # noqa: F401  (show, train and the tests read it here)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

@@ -12,7 +12,8 @@ import numpy as np
 from iwae_lib import checkpoints, models
 from iwae_lib.cli.common import EXIT_FAILURE, UsageError, check_writable, read_json
 from iwae_lib.config import TrainConfig
-from iwae_lib.training import CHECKPOINT_FILE, CONFIG_FILE, EVAL_SEED_OFFSETS, METRICS_FILE, WEIGHTS_FILE
+from iwae_lib.run_dir import (CHECKPOINT_FILE, CONFIG_FILE, EVAL_SEED_OFFSETS, METRICS_FILE, TEST_LL_FILE,
+                              TRAIN_EVAL_BINARIZATION_SEED, WEIGHTS_FILE, save_test_log_likelihoods)
 
 
 def locate_run(path) -> tuple:
@@ -79,7 +80,7 @@ def evaluation_images(train_config: TrainConfig, split: str, size: int | None):
         x = ds.train
     x = x if size is None else x[:size]
     if split == "train" and ds.dynamic:
-        x = data.binarize(x, training.TRAIN_EVAL_BINARIZATION_SEED)
+        x = data.binarize(x, TRAIN_EVAL_BINARIZATION_SEED)
     return np.asarray(x, np.float32)
 
 
@@ -154,15 +155,13 @@ def check_per_image_request(args, train_config: TrainConfig, run_dir: Path):
 
 def record_per_image(ll, k: int, seed: int, run_dir: Path) -> int:
     """Write ``test_log_likelihoods.npz`` if ``ll`` [N] reproduces the recorded mean."""
-    from iwae_lib import training
-
     recorded = read_json(run_dir / METRICS_FILE, "metrics")["test_log_likelihood"]
     if abs(float(np.mean(ll)) - recorded) > PER_IMAGE_MEAN_TOLERANCE:
         print(f"error: these estimates (mean {np.mean(ll):.5f}) do not reproduce the recorded test log-likelihood "
-              f"{recorded:.5f} of {run_dir}; {training.TEST_LL_FILE} was not written", file=sys.stderr)
+              f"{recorded:.5f} of {run_dir}; {TEST_LL_FILE} was not written", file=sys.stderr)
         return EXIT_FAILURE
-    training.save_test_log_likelihoods(run_dir, ll, k, seed)
-    print(f"per-image estimates written to {run_dir / training.TEST_LL_FILE}")
+    save_test_log_likelihoods(run_dir, ll, k, seed)
+    print(f"per-image estimates written to {run_dir / TEST_LL_FILE}")
     return 0
 
 

@@ -12,7 +12,7 @@ import dataclasses
 import types
 import typing
 
-from iwae_lib.config import TrainConfig, config_flags, flag_name, nested_sizes  # noqa: F401
+from iwae_lib.config import TrainConfig, flag_name, nested_sizes
 
 FIELD_HELP = {
     "dataset": "data set: mnist (dynamically binarized), binarized_mnist (Larochelle's) or omniglot",

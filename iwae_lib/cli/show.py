@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from iwae_lib.cli.common import UsageError, checkpoint_position, read_json
-from iwae_lib.training import CONFIG_FILE, METRICS_FILE, PROGRESS_FILE
+from iwae_lib.cli.common import UsageError, read_json
+from iwae_lib.run_dir import checkpoint_position
+from iwae_lib.run_dir import CONFIG_FILE, METRICS_FILE, PROGRESS_FILE
 
 
 def _fmt(value, digits=2):

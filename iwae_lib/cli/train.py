@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from iwae_lib.cli.common import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, check_writable,
-                                 checkpoint_position, read_json)
+                                 read_json)
 from iwae_lib import recipes
 from iwae_lib.cli.flags import add_config_flags
 from iwae_lib.config import TrainConfig, config_differences
-from iwae_lib.training import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
+from iwae_lib.run_dir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, checkpoint_position
 
 
 def train_options_from_file(path) -> dict:

@@ -8,7 +8,7 @@ import pytest
 
 from iwae_lib.chapters import paper, tables
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def record(results, name, train, metrics=None):

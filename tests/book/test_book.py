@@ -5,7 +5,7 @@ SLOW (minutes): the build (``python -m iwae_lib.chapters.build --profile smoke``
 smoke profile into ``_build/smoke/``, unless its cache already holds an execution of the same
 code with the same library.
 
-``IWAE_BOOK_PROFILE=full python -m pytest tests/test_book.py`` checks the full book instead
+``IWAE_BOOK_PROFILE=full python -m pytest tests/book/test_book.py`` checks the full book instead
 (``_build/full/``, as ``bash scripts/build_book.sh`` builds it): it needs every run of
 ``python -m iwae_lib runs`` recorded (the build refuses otherwise, and so the test fails with
 the list of missing runs), and it also checks that the chapters show those recorded runs and
@@ -35,7 +35,7 @@ import yaml
 
 from iwae_lib import chapters
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "_build"
 PROFILE = os.environ.get("IWAE_BOOK_PROFILE", "smoke")  # the profile whose build these tests check
 HTML = BUILD / PROFILE / "html"

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from iwae_lib import checkpoints, cli, data, training
+from iwae_lib.run_dir import TEST_LL_FILE
 from iwae_lib.chapters import paper, result_check
 from iwae_lib.config import TrainConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECORDED = result_check.finished_runs(REPO / "results")
 # CI cost per run: 40 images x 5000 samples of the NumPy reference (a run recorded with fewer
 # samples per image gets proportionally more images, the same samples in all), and 20 samples
@@ -29,6 +30,7 @@ def images_to_check(run_dir) -> int:
     return max(N_IMAGES, N_IMAGES * paper.EVAL_K // k)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run_dir", RECORDED, ids=[str(p.relative_to(REPO / "results")) for p in RECORDED])
 def test_recorded_test_log_likelihood(run_dir, real_data_dir):
     result = result_check.check_run(run_dir, images_to_check(run_dir))
@@ -82,15 +84,15 @@ def copy_run(src: Path, dst: Path, per_image=True, shift_mean=0.0, shift_images=
     metrics["test_log_likelihood"] += shift_mean
     (dst / "metrics.json").write_text(json.dumps(metrics))
     if per_image:
-        arrays = checkpoints.load_arrays(src / training.TEST_LL_FILE)
+        arrays = checkpoints.load_arrays(src / TEST_LL_FILE)
         arrays["log_likelihood"] = arrays["log_likelihood"] + shift_images
-        checkpoints.save_arrays(dst / training.TEST_LL_FILE, arrays)
+        checkpoints.save_arrays(dst / TEST_LL_FILE, arrays)
     return dst
 
 
 def test_training_records_per_image_estimates(tiny_run):
     out, _ = tiny_run
-    arrays = checkpoints.load_arrays(out / training.TEST_LL_FILE)
+    arrays = checkpoints.load_arrays(out / TEST_LL_FILE)
     metrics = json.loads((out / "metrics.json").read_text())
     assert arrays["log_likelihood"].shape == (120,) and int(arrays["k"]) == 400
     assert float(np.mean(arrays["log_likelihood"])) == pytest.approx(metrics["test_log_likelihood"], abs=1e-9)
@@ -119,9 +121,9 @@ def test_evaluate_writes_per_image_estimates_only_for_the_final_evaluation(tiny_
     assert "drop --k 50" in capsys.readouterr().err
     assert cli.main(["evaluate", str(run), "--k", "400", "--size", "100", "--record-per-image", "--no-progress"]) == 2
     assert cli.main(["evaluate", str(run), "--k", "400", "--record-per-image", "--no-progress"]) == 0
-    written = checkpoints.load_arrays(run / training.TEST_LL_FILE)["log_likelihood"]
-    original = checkpoints.load_arrays(out / training.TEST_LL_FILE)["log_likelihood"]
+    written = checkpoints.load_arrays(run / TEST_LL_FILE)["log_likelihood"]
+    original = checkpoints.load_arrays(out / TEST_LL_FILE)["log_likelihood"]
     assert np.allclose(written, original, atol=1e-3)
     tampered = copy_run(out, tmp_path / "tampered", per_image=False, shift_mean=1.0)
     assert cli.main(["evaluate", str(tampered), "--k", "400", "--record-per-image", "--no-progress"]) == 1
-    assert not (tampered / training.TEST_LL_FILE).exists()
+    assert not (tampered / TEST_LL_FILE).exists()

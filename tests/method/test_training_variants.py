@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from iwae_lib import checkpoints, cli, data, evaluation, models, numpy_reference, quantized, training
+from iwae_lib import checkpoints, cli, data, evaluation, likelihoods, models, numpy_reference, training
+from iwae_lib.run_dir import checkpoint_position
 from iwae_lib._quiet import import_tensorflow_quietly
 from iwae_lib.config import TrainConfig
 from test_training import TINY, StopAfterCalls, assert_same_run, load_weights
@@ -32,7 +33,7 @@ def mnist(real_data_dir):
 
 @pytest.fixture(scope="module")
 def mnist_test_levels(real_data_dir):
-    return quantized.to_levels(data.load_mnist("test")[0])
+    return likelihoods.to_levels(data.load_mnist("test")[0])
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,7 @@ def variant_run(mnist, tmp_path_factory):
 # ----------------------------------------------------------------------------- exact resume
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_resume_from_a_mid_epoch_checkpoint_is_bit_identical(variant, tmp_path, mnist, variant_run, monkeypatch):
     reference_dir, _ = variant_run(variant)
@@ -60,7 +62,7 @@ def test_resume_from_a_mid_epoch_checkpoint_is_bit_identical(variant, tmp_path, 
     monkeypatch.setattr(training, "make_train_chunk", StopAfterCalls(7))
     with pytest.raises(KeyboardInterrupt):
         training.train(TrainConfig(**VARIANTS[variant]), out, progress=False, dataset=mnist)
-    assert cli.checkpoint_position(out) == {"epoch": 1, "step_in_epoch": 10, "global_step": 30}
+    assert checkpoint_position(out) == {"epoch": 1, "step_in_epoch": 10, "global_step": 30}
     monkeypatch.undo()
     training.train(TrainConfig(**VARIANTS[variant]), out, progress=False, dataset=mnist)
     assert_same_run(out, reference_dir)
@@ -106,9 +108,10 @@ def test_piwae_records_the_iwae_bound_and_its_options(variant_run):
 # ----------------------------------------------------------------------------- the 8-bit model
 
 
+@pytest.mark.slow
 def test_level_splits_hold_the_gray_levels_of_the_same_images(real_data_dir):
     ds = data.load_dataset("mnist", validation_size=50, seed=1)
-    levels = quantized.level_splits(ds)
+    levels = likelihoods.level_splits(ds)
     raw_train, raw_test = data.load_mnist("train")[0], data.load_mnist("test")[0]
     assert not levels.dynamic and levels.train.shape == ds.train.shape and levels.test.shape == (10000, 784)
     np.testing.assert_array_equal(levels.train / 255, raw_train[np.setdiff1d(np.arange(60000), ds.valid_indices)])
@@ -117,7 +120,7 @@ def test_level_splits_hold_the_gray_levels_of_the_same_images(real_data_dir):
     assert set(np.unique(levels.test)) <= set(range(256)) and levels.test.max() == 255
     np.testing.assert_array_equal(levels.train_mean, ds.train_mean)
     with pytest.raises(ValueError, match="gray levels of the mnist data set"):
-        quantized.level_splits(dataclasses.replace(ds, name="omniglot"))
+        likelihoods.level_splits(dataclasses.replace(ds, name="omniglot"))
 
 
 def test_the_8bit_run_is_evaluated_on_gray_levels_in_nats_and_bits_per_dim(variant_run, mnist, mnist_test_levels):
@@ -133,7 +136,7 @@ def test_the_8bit_run_is_evaluated_on_gray_levels_in_nats_and_bits_per_dim(varia
     # the recorded estimates are those of the pixel levels, test and (not binarized) train images
     test_ll = evaluation.log_likelihood(weights, model, mnist_test_levels[:100], k=20, seed=3 + 2, progress=False)
     assert float(np.mean(test_ll)) == pytest.approx(metrics["test_log_likelihood"], abs=1e-9)
-    train_ll = evaluation.log_likelihood(weights, model, quantized.to_levels(mnist.train[:100]), k=20, seed=3 + 3,
+    train_ll = evaluation.log_likelihood(weights, model, likelihoods.to_levels(mnist.train[:100]), k=20, seed=3 + 3,
                                          progress=False)
     assert float(np.mean(train_ll)) == pytest.approx(metrics["train_log_likelihood"], abs=1e-9)
     for split in ("test", "train"):

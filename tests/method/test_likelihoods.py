@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, log_expit
 
-from iwae_lib import estimators, evaluation, models, quantized
+from iwae_lib import estimators, evaluation, likelihoods, models, quantized
 from iwae_lib._quiet import import_tensorflow_quietly
 
 tf = import_tensorflow_quietly()
@@ -18,7 +18,7 @@ CASES = [(0.3, -3.0), (0.0, -7.0), (1.2, 0.5), (0.5, 5.0), (-3.0, -6.0), (0.999,
 
 @pytest.mark.parametrize("loc, log_scale", CASES)
 def test_probabilities_over_the_256_levels_sum_to_one(loc, log_scale):
-    log_p = quantized.discretized_logistic_log_prob(LEVELS, loc, log_scale).numpy().astype(np.float64)
+    log_p = likelihoods.discretized_logistic_log_prob(LEVELS, loc, log_scale).numpy().astype(np.float64)
     assert log_p.shape == (256,)
     assert np.all(log_p <= 1e-6)
     assert abs(np.logaddexp.reduce(log_p)) < 1e-5
@@ -28,7 +28,7 @@ def test_probabilities_over_the_256_levels_sum_to_one(loc, log_scale):
 def test_edge_bins_hold_the_tails(loc, log_scale):
     s = math.exp(max(log_scale, quantized.MIN_LOG_SCALE))
     half = 0.5 / 255
-    log_p = quantized.discretized_logistic_log_prob(np.array([0.0, 255.0]), loc, log_scale).numpy()
+    log_p = likelihoods.discretized_logistic_log_prob(np.array([0.0, 255.0]), loc, log_scale).numpy()
     np.testing.assert_allclose(log_p[0], log_expit((half - loc) / s), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(log_p[1], log_expit(-(1 - half - loc) / s), rtol=1e-4, atol=1e-5)
 
@@ -37,7 +37,7 @@ def test_interior_bins_match_tfp_quantized_logistic():
     # TFP's QuantizedDistribution gives level v the mass of (v - 1, v]; ours is centred on v,
     # which is the same as a logistic shifted down by half a level on the 0..255 scale.
     loc, log_scale = 0.37, -3.5
-    ours = quantized.discretized_logistic_log_prob(LEVELS, loc, log_scale).numpy()
+    ours = likelihoods.discretized_logistic_log_prob(LEVELS, loc, log_scale).numpy()
     scale = math.exp(log_scale) * 255
     reference = tfp.distributions.QuantizedDistribution(
         tfp.distributions.Logistic(np.float64(loc * 255 - 0.5), np.float64(scale)), low=0.0, high=255.0)
@@ -46,7 +46,7 @@ def test_interior_bins_match_tfp_quantized_logistic():
 
 def test_log_prob_is_accurate_far_in_the_tails():
     # sigma(a) - sigma(b) computed naively underflows to 0 here; the stable form does not.
-    log_p = quantized.discretized_logistic_log_prob(np.array([200.0]), 0.0, -5.0).numpy()[0]
+    log_p = likelihoods.discretized_logistic_log_prob(np.array([200.0]), 0.0, -5.0).numpy()[0]
     s, x = math.exp(-5.0), 200 / 255
     a, b = (x + 0.5 / 255) / s, (x - 0.5 / 255) / s
     # log sigma(a) + log sigma(-b) + log(1 - exp(b - a)), each term written for b >> 0
@@ -59,22 +59,22 @@ def test_gradients_are_finite_for_extreme_scales():
     loc = tf.Variable([0.5, 0.0, 1.0, 0.2])
     log_scale = tf.Variable([12.0, -9.0, -9.0, 0.0])
     with tf.GradientTape() as tape:
-        total = tf.reduce_sum(quantized.discretized_logistic_log_prob(np.array([128.0, 0.0, 255.0, 3.0]), loc, log_scale))
+        total = tf.reduce_sum(likelihoods.discretized_logistic_log_prob(np.array([128.0, 0.0, 255.0, 3.0]), loc, log_scale))
     grads = tape.gradient(total, [loc, log_scale])
     assert all(np.all(np.isfinite(g.numpy())) for g in grads)
 
 
 def test_levels_conversion_and_errors():
-    np.testing.assert_array_equal(quantized.to_levels([0.0, 1 / 255, 1.0]), [0.0, 1.0, 255.0])
+    np.testing.assert_array_equal(likelihoods.to_levels([0.0, 1 / 255, 1.0]), [0.0, 1.0, 255.0])
     with pytest.raises(ValueError, match="0..255"):
-        quantized.check_levels([0.5, 300.0])
+        likelihoods.check_levels([0.5, 300.0])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        quantized.to_levels([1.5])
+        likelihoods.to_levels([1.5])
 
 
 def test_bits_per_dim():
-    assert quantized.bits_per_dim(np.array([-784 * math.log(2.0)] * 3)) == pytest.approx(1.0)
-    assert quantized.bits_per_dim(np.array([-10.0]), x_size=5) == pytest.approx(2.0 / math.log(2.0))
+    assert likelihoods.bits_per_dim(np.array([-784 * math.log(2.0)] * 3)) == pytest.approx(1.0)
+    assert likelihoods.bits_per_dim(np.array([-10.0]), x_size=5) == pytest.approx(2.0 / math.log(2.0))
 
 
 SMALL = models.ModelConfig((3,), ((6,),), x_size=7)
@@ -117,13 +117,13 @@ def test_log_likelihood_estimate_rises_with_k_and_training_lowers_bits_per_dim()
     model = quantized.as_model(SMALL)
 
     def log_likelihood(weights, k):
-        return evaluation.log_likelihood(weights, model, quantized.check_levels(levels), k=k, seed=0, progress=False)
+        return evaluation.log_likelihood(weights, model, likelihoods.check_levels(levels), k=k, seed=0, progress=False)
 
     low_k, high_k = log_likelihood(params, 1), log_likelihood(params, 200)
     assert low_k.shape == (40,)
     assert high_k.mean() > low_k.mean()
     variables = models.as_variables(params)
-    before = quantized.bits_per_dim(high_k, x_size=7)
+    before = likelihoods.bits_per_dim(high_k, x_size=7)
 
     @tf.function
     def gradient_step(step):
@@ -134,7 +134,7 @@ def test_log_likelihood_estimate_rises_with_k_and_training_lowers_bits_per_dim()
     for step in range(150):
         gradient_step(tf.constant(step, tf.int64))
     trained = {n: v.numpy() for n, v in variables.items()}
-    after = quantized.bits_per_dim(log_likelihood(trained, 200), x_size=7)
+    after = likelihoods.bits_per_dim(log_likelihood(trained, 200), x_size=7)
     assert after < before
 
 

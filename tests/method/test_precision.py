@@ -91,7 +91,6 @@ SMALL = models.ModelConfig((10,), ((64, 64),), x_size=784)
 def train_steps(precision, x, steps, k=5, seed=0):
     """Train SMALL with IWAE for ``steps`` Adam steps on the batches of x [S, 20, 784] (cycled);
     returns (params, m, v, per-call mean bounds)."""
-    config = TrainConfig(k=k, precision=precision, seed=seed)
     params = models.as_variables(models.init_params(SMALL, seed, x.reshape(-1, 784).mean(0)))
     m, v = adam.zeros_like_params(params), adam.zeros_like_params(params)
 

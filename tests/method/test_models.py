@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from iwae_lib import models
+from iwae_lib import likelihoods, models
 from iwae_lib._quiet import import_tensorflow_quietly
 
 tf = import_tensorflow_quietly()
@@ -161,7 +161,7 @@ def test_fused_bernoulli_log_prob_matches_tfp_value_and_gradient():
     weights = tf.constant(rng.normal(size=(4, 3)), tf.float32)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(logits)
-        fused = models.bernoulli_log_prob(logits, x)
+        fused = likelihoods.bernoulli_log_prob(logits, x)
         reference = tf.reduce_sum(tfp.distributions.Bernoulli(logits=logits).log_prob(x), -1)
         fused_sum, reference_sum = tf.reduce_sum(fused * weights), tf.reduce_sum(reference * weights)
     np.testing.assert_allclose(fused.numpy(), reference.numpy(), rtol=1e-5, atol=2e-3)

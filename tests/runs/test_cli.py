@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from iwae_lib import checkpoints, cli, data, evaluation, models, training
+from iwae_lib.run_dir import checkpoint_position, prepare_run_dir
 from iwae_lib.config import TrainConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(train_size=200, schedule="constant", epochs=2, k=5, steps_per_call=5, eval_every=1, eval_size=50,
             final_k=20, final_test_size=50, final_train_size=50, seed=4)
 
@@ -113,7 +114,7 @@ def test_config_file_then_flags(tmp_path):
 
 def test_resume_takes_the_stored_options_as_defaults(tmp_path):
     stored = TrainConfig(**TINY)
-    training.prepare_run_dir(tmp_path, stored)
+    prepare_run_dir(tmp_path, stored)
     assert parse_train(["--out", str(tmp_path), "--resume"]) == stored
     assert parse_train(["--out", str(tmp_path), "--resume", "--k", "9"]).k == 9
 
@@ -176,7 +177,7 @@ def test_bad_config_files(content, message, tmp_path, capsys, no_data_loading):
 def test_existing_run_directories_need_resume_and_the_same_config(tmp_path, capsys, no_data_loading):
     flags = [arg for name, value in TINY.items() for arg in (cli.flag_name(name), str(value))]
     run = tmp_path / "run"
-    training.prepare_run_dir(run, TrainConfig(**TINY))
+    prepare_run_dir(run, TrainConfig(**TINY))
     (run / "checkpoint.npz").write_bytes(b"")  # only its existence matters here
     assert cli.main(["train", "--out", str(run), *flags]) == 2
     assert "already holds this run; add --resume" in capsys.readouterr().err
@@ -186,6 +187,7 @@ def test_existing_run_directories_need_resume_and_the_same_config(tmp_path, caps
     assert "holds no run to resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_config_error_in_a_fresh_process_is_quick_and_without_traceback(tmp_path):
     result, cpu_seconds = run_cli(["train", "--out", str(tmp_path / "run"), "--objective", "vae",
                                    "--estimator", "dreg"])
@@ -196,6 +198,7 @@ def test_a_config_error_in_a_fresh_process_is_quick_and_without_traceback(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_missing_data_files_exit_1_with_the_data_error(tmp_path):
     empty = tmp_path / "no_data"
     empty.mkdir()
@@ -224,6 +227,7 @@ def test_ctrl_c_reports_the_checkpoint_to_resume_from(finished_run, tmp_path, ca
 # ----------------------------------------------------------------------------- evaluate and show
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_recorded_test_log_likelihood(finished_run, tmp_path):
     out, metrics, _ = finished_run
     result, _ = run_cli(["evaluate", str(out), "--k", "20", "--size", "50", "--json", str(tmp_path / "ll.json"),
@@ -327,7 +331,7 @@ def test_resume_names_the_damaged_checkpoint_and_what_to_do(finished_run, tmp_pa
         f"error: checkpoint {checkpoint} is damaged and was not used (BadZipFile: File is not a zip file), so the "
         "run cannot continue from it: put back an intact copy, or delete it to train the run again from the start\n")
     assert checkpoint.read_bytes() == damaged and not (run / "weights.npz").exists()
-    assert cli.checkpoint_position(run) is None  # show and runs read past it instead of stopping
+    assert checkpoint_position(run) is None  # show and runs read past it instead of stopping
     assert cli.main(["show", str(run)]) == 0
     assert "status: not finished, 2 of 2 epochs checkpointed" in capsys.readouterr().out
 

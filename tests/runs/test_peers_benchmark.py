@@ -8,7 +8,7 @@ import pytest
 
 from iwae_lib import models
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("peers_benchmark", REPO / "benchmarks" / "peers.py")
 peers = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(peers)

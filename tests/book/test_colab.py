@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("colab_setup", REPO / "scripts" / "colab_setup.py")
 colab_setup = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(colab_setup)

@@ -10,7 +10,7 @@ import pytest
 from iwae_lib import chapters, checkpoints
 from iwae_lib.chapters import paired
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_paired_difference_removes_the_spread_common_to_both_runs():

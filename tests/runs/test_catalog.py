@@ -18,7 +18,7 @@ from iwae_lib.chapters import catalog
 from iwae_lib.bookkeeping import pace, status
 from iwae_lib.config import TrainConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_command(command: str) -> TrainConfig:
@@ -255,6 +255,7 @@ def test_a_run_being_trained_is_shown_and_not_handed_out_again(tmp_path, monkeyp
     assert capsys.readouterr().out.splitlines() == everything
 
 
+@pytest.mark.slow
 def test_the_runs_command_into_a_closed_pipe_is_quiet(tmp_path):
     """``runs --missing-commands | head -0``: the reader is gone before the first line."""
     env = dict(os.environ, IWAE_RESULTS_DIR=str(tmp_path))

@@ -19,7 +19,7 @@ import pytest
 from iwae_lib import training
 from iwae_lib.config import TrainConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = dict(train_size=200, schedule="constant", epochs=2, k=5, steps_per_call=10, eval_every=0, final_k=20,
             final_test_size=50, final_train_size=20, seed=5)
 
@@ -97,6 +97,7 @@ def build(env, tmp_path, profile):
     return result, result.stdout[-4000:] + result.stderr[-4000:]
 
 
+@pytest.mark.slow
 def test_smoke_then_full_builds_show_their_own_runs(fixture_env):
     env, tmp = fixture_env
     book, results = tmp / "book", tmp / "results"
@@ -109,7 +110,7 @@ def test_smoke_then_full_builds_show_their_own_runs(fixture_env):
     result, log = build(env, tmp, "full")  # the run is not recorded: refuse, execute nothing
     assert result.returncode == 1, log
     assert "tiny_run (missing" in result.stderr and "IWAE_SMOKE=1 bash scripts/build_book.sh" in result.stderr
-    assert f"python -m iwae_lib train --out results/tiny_run" in result.stderr
+    assert "python -m iwae_lib train --out results/tiny_run" in result.stderr
     assert not (book / "_build" / "full").exists() and not (tmp / "runs" / "tiny_run").exists()
 
     metrics = training.train(TrainConfig(**TINY), results / "tiny_run", progress=False)

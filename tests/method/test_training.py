@@ -17,12 +17,14 @@ import numpy as np
 import pytest
 
 from iwae_lib import checkpoints, cli, data, evaluation, models, training
+from iwae_lib.run_dir import (CHECKPOINT_FILE, EVAL_SEED_OFFSETS, TRAIN_EVAL_BINARIZATION_SEED, checkpoint_position,
+                              load_checkpoint, prepare_run_dir)
 from iwae_lib._quiet import import_tensorflow_quietly
 from iwae_lib.config import TrainConfig
 
 tf = import_tensorflow_quietly()
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # 400 images / batch 20 = 20 steps per epoch, 4 calls of 5 steps, a checkpoint after each call.
 TINY = dict(dataset="mnist", train_size=400, batch_size=20, schedule="constant", epochs=4, k=5,
@@ -84,7 +86,7 @@ def wait_for_checkpoint(process, out, after_step, timeout=180.0):
     """Poll until the run's checkpoint is past global step ``after_step``; return its position."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        position = cli.checkpoint_position(out)
+        position = checkpoint_position(out)
         if position is not None and position["global_step"] > after_step:
             return position
         if process.poll() is not None:
@@ -127,7 +129,7 @@ def test_resume_after_kill_9_and_ctrl_c_is_bit_identical(tmp_path, reference_run
     os.kill(first.pid, signal.SIGKILL)
     first.communicate()
     assert first.returncode == -signal.SIGKILL
-    killed_at = cli.checkpoint_position(out)
+    killed_at = checkpoint_position(out)
     assert not (out / "metrics.json").exists() and killed_at["global_step"] < total_steps
 
     second = start_process(command + ["--resume"], env=env)
@@ -138,7 +140,7 @@ def test_resume_after_kill_9_and_ctrl_c_is_bit_identical(tmp_path, reference_run
         pytest.fail("the resumed run finished before Ctrl-C arrived; make TINY longer")
     assert second.returncode == 130, err
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
-    interrupted_at = cli.checkpoint_position(out)
+    interrupted_at = checkpoint_position(out)
     assert interrupted_at["global_step"] > killed_at["global_step"]
 
     third = subprocess.run([sys.executable, "-m", "iwae_lib", "train", "--out", str(out), "--resume", "--no-progress"],
@@ -178,7 +180,7 @@ def test_resume_from_a_mid_epoch_checkpoint_equals_the_uninterrupted_run(tmp_pat
     monkeypatch.setattr(training, "make_train_chunk", StopAfterCalls(7))
     with pytest.raises(KeyboardInterrupt):
         training.train(TrainConfig(**TINY), out, progress=False, dataset=mnist)
-    assert cli.checkpoint_position(out) == {"epoch": 1, "step_in_epoch": 10, "global_step": 30}
+    assert checkpoint_position(out) == {"epoch": 1, "step_in_epoch": 10, "global_step": 30}
     progress = checkpoints.load_json(out / "progress.json")
     assert progress["epochs_completed"] == 1 and len(progress["history"]) == 1
     monkeypatch.undo()
@@ -199,7 +201,7 @@ def test_a_signal_checkpoints_after_the_call_under_way_and_resumes_exactly(tmp_p
         training.train(config, out, progress=False, dataset=mnist)
     expected = {"epoch": 1, "step_in_epoch": 15, "global_step": 35} if call == 7 else \
         {"epoch": 2, "step_in_epoch": 0, "global_step": 40}
-    assert cli.checkpoint_position(out) == expected
+    assert checkpoint_position(out) == expected
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # given back
     monkeypatch.undo()
     training.train(config, out, progress=False, dataset=mnist)
@@ -210,11 +212,11 @@ def test_a_second_trainer_of_the_same_run_stops_with_a_clear_error(tmp_path, mni
     """While one process holds a run (here: this test, by the same lock), training it again
     fails before touching anything; once released, the run trains."""
     config = TrainConfig(**dict(TINY, epochs=1))
-    out = training.prepare_run_dir(tmp_path / "run", config)
+    out = prepare_run_dir(tmp_path / "run", config)
     with checkpoints.exclusive_run(out):
         with pytest.raises(checkpoints.RunInUse, match=rf"another process \(pid {os.getpid()}\).*--resume"):
             training.train(config, out, progress=False, dataset=mnist)
-        assert not (out / training.CHECKPOINT_FILE).exists()
+        assert not (out / CHECKPOINT_FILE).exists()
     metrics = training.train(config, out, progress=False, dataset=mnist)
     assert metrics["epochs_completed"] == 1
 
@@ -239,7 +241,7 @@ def test_resume_with_a_moving_average_and_linear_decay_equals_the_uninterrupted_
 
 def test_the_kept_weights_are_the_moving_average(averaged_reference_run):
     out, metrics = averaged_reference_run
-    params, _, _, _, _, ema = training.load_checkpoint(out / training.CHECKPOINT_FILE)
+    params, _, _, _, _, ema = load_checkpoint(out / CHECKPOINT_FILE)
     weights = load_weights(out)
     assert metrics["weights_kind"] == "final moving average"
     for name in weights:
@@ -257,7 +259,7 @@ def test_held_out_curves_use_eval_k_samples(tmp_path, mnist):
     config = TrainConfig(**dict(TINY, epochs=1, eval_k=200))
     metrics = training.train(config, tmp_path / "run", progress=False, dataset=mnist)
     weights, model = load_weights(tmp_path / "run"), config.model_config()
-    seed = config.seed + training.EVAL_SEED_OFFSETS["valid"]
+    seed = config.seed + EVAL_SEED_OFFSETS["valid"]
     recorded = metrics["history"][-1]["test_bound"]
     monitored = mnist.test[training.monitor_rows(len(mnist.test), config.eval_size)]
     assert recorded == pytest.approx(training._heldout_bound(weights, model, monitored, 200, seed), abs=1e-9)
@@ -343,7 +345,7 @@ def test_run_directory_records_config_metrics_and_reproducible_weights(reference
     assert all(w.dtype == np.float32 for w in weights.values())
     test_ll = evaluation.log_likelihood(weights, model, mnist.test[:100], k=20, seed=3 + 2, progress=False)
     assert float(np.mean(test_ll)) == pytest.approx(metrics["test_log_likelihood"], abs=1e-9)
-    train_x = data.binarize(mnist.train[:100], training.TRAIN_EVAL_BINARIZATION_SEED)
+    train_x = data.binarize(mnist.train[:100], TRAIN_EVAL_BINARIZATION_SEED)
     train_ll = evaluation.log_likelihood(weights, model, train_x, k=20, seed=3 + 3, progress=False)
     assert float(np.mean(train_ll)) == pytest.approx(metrics["train_log_likelihood"], abs=1e-9)
     assert metrics["test_log_likelihood_stderr"] == pytest.approx(np.std(test_ll) / 10, rel=1e-9)
@@ -425,7 +427,7 @@ def test_early_stopping_selects_the_best_validation_epoch(tmp_path):
     again = training._heldout_bound(weights, config.model_config(), ds.valid[:200], config.k, config.seed + 1)
     assert again == pytest.approx(valid[best - 1], abs=1e-9)
     if best < len(history):  # and not the last epoch's weights
-        last = training.load_checkpoint(tmp_path / "run" / training.CHECKPOINT_FILE)[0]
+        last = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)[0]
         assert any(not np.array_equal(last[n], weights[n]) for n in weights)
 
 
@@ -464,10 +466,10 @@ def test_unknown_option_in_a_config_dict():
 
 
 def test_a_run_directory_with_another_config_is_refused(tmp_path):
-    training.prepare_run_dir(tmp_path / "run", TrainConfig(**TINY))
+    prepare_run_dir(tmp_path / "run", TrainConfig(**TINY))
     changed = TrainConfig(**dict(TINY, k=10, learning_rate=3e-4))
     with pytest.raises(ValueError, match=r"differs in: k, learning_rate"):
-        training.prepare_run_dir(tmp_path / "run", changed)
+        prepare_run_dir(tmp_path / "run", changed)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["k"] == 5
 
 
@@ -475,10 +477,10 @@ def test_an_unwritable_output_directory_is_refused(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     with pytest.raises(ValueError, match="cannot write to the output directory"):
-        training.prepare_run_dir(blocker / "run", TrainConfig(**TINY))
+        prepare_run_dir(blocker / "run", TrainConfig(**TINY))
 
 
-FIXTURE_RUN = REPO_ROOT / "tests" / "fixtures" / "resume_a88b801"
+FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "resume_a88b801"
 
 
 def test_a_checkpoint_of_earlier_code_resumes_bit_for_bit(tmp_path, real_data_dir):
@@ -489,7 +491,7 @@ def test_a_checkpoint_of_earlier_code_resumes_bit_for_bit(tmp_path, real_data_di
     for name in ("config.json", "checkpoint.npz", "progress.json"):
         (out / name).write_bytes((FIXTURE_RUN / name).read_bytes())
     config = TrainConfig(**checkpoints.load_json(out / "config.json")["train"])
-    assert cli.checkpoint_position(out) == {"epoch": 1, "step_in_epoch": 10, "global_step": 30}
+    assert checkpoint_position(out) == {"epoch": 1, "step_in_epoch": 10, "global_step": 30}
     training.train(config, out, progress=False)
     weights, expected = load_weights(out), checkpoints.load_arrays(FIXTURE_RUN / "expected_weights.npz")
     assert sorted(weights) == sorted(expected)

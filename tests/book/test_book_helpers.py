@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iwae_lib import chapters, checkpoints, models, schedules
+from iwae_lib import chapters, checkpoints, models
 from iwae_lib.chapters import paper, plotting
 from iwae_lib.config import TrainConfig
 
@@ -36,7 +36,7 @@ def test_profile_from_environment(monkeypatch, env, expected):
 
 def test_notebook_code_fits_the_page():
     """The rendered pages show PAGE_COLUMNS characters of a code cell; longer lines are cut."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     notebooks = sorted((repo / "notebooks").glob("*.ipynb"))
     in_toc = {line.split("notebooks/")[1].strip() for line in (repo / "_toc.yml").read_text().splitlines()
               if "file: notebooks/" in line}
