@@ -293,6 +293,16 @@ def moonshot_study_runs() -> dict:
             for name, options in MOONSHOT_STUDY.values()}
 
 
+def long_runs() -> dict:
+    """name -> BookRun of the long runs, in the order the two lanes take them: the paper's
+    recipe (chapter 1), the study for IWAE k=50 at 328 epochs (the appendix) and Appendix D
+    across k (chapter 3). ``python -m iwae_lib runs --long`` lists them."""
+    runs = {name: BookRun(name, config, (1,)) for name, config in paper_recipe_runs().items()}
+    runs.update((name, BookRun(name, config, (10,))) for name, config in moonshot_study_runs().items())
+    runs.update((name, BookRun(name, config, (3,))) for name, config in appendix_d_runs().items())
+    return runs
+
+
 # The smoke profile (IWAE_SMOKE=1) in one place: every run of the book shrunk to seconds
 # on 100 training images, with small final evaluations. A name keeps its full meaning.
 SMOKE_SHRINK = {"epochs": 8, "train_size": 100, "final_k": 100, "final_test_size": 100, "final_train_size": 100,

@@ -4,6 +4,7 @@ records each; ``record NAME``: record one of them into results/ (any kind, resum
     python -m iwae_lib runs                      the table
     python -m iwae_lib runs --missing-commands   only the commands, one per line (not of runs training now)
     python -m iwae_lib runs --check              exit 1 with the build's message unless all are recorded
+    python -m iwae_lib runs --long               the same for the long runs the book does not wait for
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import sys
 from iwae_lib.cli.common import EXIT_FAILURE, UsageError
 
 
-def current_statuses():
-    """([RunStatus], Paces) of the book's catalog in the results folder."""
+def current_statuses(long: bool = False):
+    """([RunStatus], Paces) of the book's catalog (``long``: of its long runs) in the results folder."""
     from iwae_lib import chapters
     from iwae_lib.chapters import catalog
     from iwae_lib.bookkeeping import pace, status
@@ -23,7 +24,7 @@ def current_statuses():
     results = chapters.results_dir()
     root = "results" if results == (chapters.repo_root() / chapters.RESULTS).resolve() else str(results)
     paces = pace.measured(results)
-    rows = status.statuses(catalog.book_runs(), results, paces)
+    rows = status.statuses(catalog.long_runs() if long else catalog.book_runs(), results, paces)
     if root != "results":  # commands name the overriding results folder
         rows = [dataclasses.replace(s, command=s.command.replace("--out results/", f"--out {root}/", 1)) for s in rows]
     return rows, paces
@@ -32,7 +33,7 @@ def current_statuses():
 def run_runs(args) -> int:
     from iwae_lib.bookkeeping import status
 
-    rows, paces = current_statuses()
+    rows, paces = current_statuses(args.long)
     if args.missing_commands:  # a run some process is training now is not handed out twice
         for s in rows:
             if s.command and s.trainer:
@@ -45,7 +46,7 @@ def run_runs(args) -> int:
         if message:
             print(message, file=sys.stderr)
             return EXIT_FAILURE
-        print(f"all {len(rows)} runs of the book are recorded")
+        print(f"all {len(rows)} {'long runs' if args.long else 'runs of the book'} are recorded")
         return 0
     print(status.table(rows, paces))
     return 0
@@ -56,7 +57,7 @@ def run_record(args) -> int:
     from iwae_lib import chapters, data, training
     from iwae_lib.chapters import catalog, snapshots
 
-    runs, results = catalog.book_runs(), chapters.results_dir()
+    runs, results = {**catalog.book_runs(), **catalog.long_runs()}, chapters.results_dir()
     unknown = [name for name in args.names if name not in runs]
     if unknown:
         raise UsageError(f"not in the book's catalog: {', '.join(unknown)} (see 'python -m iwae_lib runs')")
@@ -87,6 +88,9 @@ def add_parser(commands):
                       help="print only the commands of unrecorded runs, one per line (for GNU parallel, Slurm, ...)")
     mode.add_argument("--check", action="store_true",
                       help="exit with status 1 and say what to run unless every run is recorded (the book build)")
+    runs.add_argument("--long", action="store_true",
+                      help="the long runs instead (the paper's recipe, the k=50 study, Appendix D across k), "
+                           "which the chapters show once recorded and the build does not wait for")
     runs.set_defaults(handler=run_runs)
 
     record = commands.add_parser("record", help="record runs of the book's catalog into results/ (resumable)",

@@ -361,3 +361,25 @@ def test_long_runs_use_the_papers_recipe_and_the_study_changes_one_thing_at_a_ti
     assert config_differences(base.to_dict(), study["study_k50_fast_refadam"].to_dict()) == ["adam_v_init", "beta1"]
     assert not set(paper) & set(catalog.book_runs()) and not set(study) & set(catalog.book_runs())
     assert {c.k for c in catalog.appendix_d_runs().values()} == {1, 50}
+
+
+def test_the_runs_command_lists_the_long_runs_and_their_commands(tmp_path, monkeypatch, capsys):
+    """``runs --long``: the paper's recipe, the k=50 study and Appendix D across k, each with a
+    command that rebuilds its configuration; an unfinished one is handed out with --resume."""
+    monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
+    long = catalog.long_runs()
+    expected = {**catalog.paper_recipe_runs(), **catalog.moonshot_study_runs(), **catalog.appendix_d_runs()}
+    assert {name: run.config for name, run in long.items()} == expected
+    assert not set(long) & set(catalog.book_runs())
+    fake_unfinished(tmp_path / "mnist_1l_iwae_k5_paper", long["mnist_1l_iwae_k5_paper"].config, epochs=3,
+                    seconds_per_epoch=5.0)
+    assert cli.main(["runs", "--long", "--missing-commands"]) == 0
+    commands = capsys.readouterr().out.splitlines()
+    assert len(commands) == len(long)
+    for name, command in zip(long, commands):
+        assert f"--out {tmp_path}/{name} " in command
+        assert parse_command(command.replace(" --resume", "")) == long[name].config, name
+    assert [c.endswith(" --resume") for c in commands] == [name == "mnist_1l_iwae_k5_paper" for name in long]
+    assert cli.main(["runs", "--long"]) == 0
+    table = capsys.readouterr().out
+    assert f"0 of {len(long)} runs recorded" in table and "unfinished, 3 of 3280 epochs" in table
