@@ -193,7 +193,7 @@ def monitor_rows(num_images, eval_size):
     return np.floor(np.arange(eval_size) * (num_images / eval_size)).astype(np.int64)
 
 
-def _heldout_bound(params, model, x, k, seed):
+def heldout_bound(params, model, x, k, seed):
     """Mean k-sample bound over the images x [N, x_size] (a float)."""
     chunk = min(k, 1000)
     return float(np.mean(evaluation.log_likelihood(params, model, x, k=k, seed=seed, chunk_size=chunk,
@@ -325,7 +325,7 @@ def evaluate_held_out(config, model, state: TrainingState, monitor: dict, entry:
     evaluations since, stopping early after ``config.patience`` of them."""
     counters, weights = state.counters, state.weights()
     for split, x in monitor.items():
-        entry[f"{split}_bound"] = _heldout_bound(weights, model, x, config.eval_k or config.k,
+        entry[f"{split}_bound"] = heldout_bound(weights, model, x, config.eval_k or config.k,
                                                  config.seed + EVAL_SEED_OFFSETS["valid"])
     held_out = monitor.get("valid", monitor["test"])
     entry["active_units"] = evaluation.active_units(weights, model, held_out,

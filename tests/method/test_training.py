@@ -262,8 +262,8 @@ def test_held_out_curves_use_eval_k_samples(tmp_path, mnist):
     seed = config.seed + EVAL_SEED_OFFSETS["valid"]
     recorded = metrics["history"][-1]["test_bound"]
     monitored = mnist.test[training.monitor_rows(len(mnist.test), config.eval_size)]
-    assert recorded == pytest.approx(training._heldout_bound(weights, model, monitored, 200, seed), abs=1e-9)
-    assert recorded > training._heldout_bound(weights, model, monitored, 5, seed) + 1.0
+    assert recorded == pytest.approx(training.heldout_bound(weights, model, monitored, 200, seed), abs=1e-9)
+    assert recorded > training.heldout_bound(weights, model, monitored, 5, seed) + 1.0
 
 
 def test_the_monitored_test_images_spread_over_a_file_sorted_by_class():
@@ -424,7 +424,7 @@ def test_early_stopping_selects_the_best_validation_epoch(tmp_path):
     assert len(history) - best == config.patience, "stops after exactly `patience` evaluations without improvement"
     # the kept weights reproduce the best epoch's validation bound (the same evaluation as in training)
     weights = load_weights(tmp_path / "run")
-    again = training._heldout_bound(weights, config.model_config(), ds.valid[:200], config.k, config.seed + 1)
+    again = training.heldout_bound(weights, config.model_config(), ds.valid[:200], config.k, config.seed + 1)
     assert again == pytest.approx(valid[best - 1], abs=1e-9)
     if best < len(history):  # and not the last epoch's weights
         last = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)[0]
