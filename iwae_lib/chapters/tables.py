@@ -138,21 +138,27 @@ def rows(results: Path | None = None) -> list:
     return table
 
 
-def markdown_table(results: Path | None = None, link=None) -> str:
+def markdown_table(results: Path | None = None, link=None, runs: bool = True) -> str:
     """The comparison as a Markdown table (no trailing newline).
 
-    ``link(name)``: the address a run's name links to, or None for no links.
+    ``link(name)``: the address a run's name links to, or None for no links. ``runs``: end
+    with each run's training time and name (the README's table; the book's leaves them to
+    its back matter).
     """
     header = ("| paper's table | data | model | paper: test NLL | paper: active units | our recipe "
-              f"| ours: test NLL (± s.e.) | ours: active units | our epochs (paper: {paper.EPOCHS}) "
-              "| training time | run |")
-    lines = [header, "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+              f"| ours: test NLL (± s.e.) | ours: active units | our epochs (paper: {paper.EPOCHS}) |")
+    rule = "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"
+    if runs:
+        header, rule = header + " training time | run |", rule + " ---: | --- |"
+    lines = [header, rule]
     for row in rows(results):
-        run = f"`{row['name']}`"
-        if link is not None and row["state"] != "missing":
-            run = f"[{run}]({link(row['name'])})"
         cells_ = [row["paper's table"], row["data"], row["model"], row["paper NLL"], row["paper units"],
-                  row["recipe"], row["our NLL"], row["our units"], row["epochs"], row["time"], run]
+                  row["recipe"], row["our NLL"], row["our units"], row["epochs"]]
+        if runs:
+            run = f"`{row['name']}`"
+            if link is not None and row["state"] != "missing":
+                run = f"[{run}]({link(row['name'])})"
+            cells_ += [row["time"], run]
         lines.append("| " + " | ".join(cells_) + " |")
     return "\n".join(lines)
 
@@ -176,18 +182,20 @@ def gap_sentence(table: list) -> str:
             + f": {count} recorded runs {'are' if worse != 1 else 'is'} worse than the paper.")
 
 
-def summary(results: Path | None = None) -> str:
-    """How many of the table's runs are recorded, and how far they are from the paper."""
+def summary(results: Path | None = None, runs: bool = True) -> str:
+    """How far the table's runs are from the paper; with ``runs``, first how many are recorded."""
     table = rows(results)
     states = [row["state"] for row in table]
     finished, unfinished = states.count("finished"), states.count("unfinished")
     def verb(n):
         return "is" if n == 1 else "are"
 
+    legend = (f"NLL: negative log-likelihood in nats, estimated with k={paper.EVAL_K} samples on the "
+              f"test set; paper: {paper.SOURCE}")
+    if not runs:
+        return f"{legend}." + gap_sentence(table)
     return (f"{finished} of the {len(states)} runs below {verb(finished)} recorded; {unfinished} more "
-            f"{verb(unfinished)} unfinished "
-            f"(NLL: negative log-likelihood in nats, estimated with k={paper.EVAL_K} samples on the "
-            f"test set; paper: {paper.SOURCE})." + gap_sentence(table))
+            f"{verb(unfinished)} unfinished ({legend})." + gap_sentence(table))
 
 
 def repository_url(root: Path = REPO) -> str:
@@ -204,10 +212,10 @@ def readme_block(results: Path | None = None) -> str:
     return f"{README_START}\n{body}\n{README_END}"
 
 
-def book_block(results: Path | None = None, root: Path = REPO) -> str:
-    """The landing page's include file: the same table, runs linked to the repository."""
-    url = repository_url(root)
-    body = summary(results) + "\n\n" + markdown_table(results, link=lambda name: f"{url}/tree/main/results/{name}")
+def book_block(results: Path | None = None) -> str:
+    """The landing page's include file: the same table without its bookkeeping (training time,
+    run names; the back matter has them)."""
+    body = summary(results, runs=False) + "\n\n" + markdown_table(results, runs=False)
     return f"<!-- written by `python -m iwae_lib.chapters.tables --write` from results/ and iwae_lib/chapters/paper.py -->\n\n{body}\n"
 
 
@@ -225,7 +233,7 @@ def _targets(root: Path, readme_only: bool) -> dict:
     if not readme_only:
         from iwae_lib.bookkeeping import runs_page
 
-        targets[root / BOOK_TABLE] = book_block(root / "results", root)
+        targets[root / BOOK_TABLE] = book_block(root / "results")
         targets[root / runs_page.RUNS_TABLE] = runs_page.book_block(root / "results", root, repository_url(root))
     return targets
 
