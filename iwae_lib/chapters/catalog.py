@@ -294,11 +294,15 @@ def moonshot_study_runs() -> dict:
 
 
 def long_runs() -> dict:
-    """name -> BookRun of the long runs, in the order the two lanes take them: the paper's
-    recipe (chapter 1), the study for IWAE k=50 at 328 epochs (the appendix) and Appendix D
-    across k (chapter 3). ``python -m iwae_lib runs --long`` lists them."""
-    runs = {name: BookRun(name, config, (1,)) for name, config in paper_recipe_runs().items()}
+    """name -> BookRun of the long runs, in the order two lanes take them (``runs --long
+    --missing-commands | xargs -P 2``): the paper's recipe for IWAE k=50 and k=5 (chapter 1),
+    the study for IWAE k=50 at 328 epochs (the appendix), the paper's recipe for the VAE,
+    then Appendix D across k (chapter 3)."""
+    paper = {name: BookRun(name, config, (1,)) for name, config in paper_recipe_runs().items()}
+    iwae = {name: run for name, run in paper.items() if run.config.objective == "iwae"}
+    runs = dict(iwae)  # two lanes: IWAE k=50 in one; k=5, then the study, then the VAE in the other
     runs.update((name, BookRun(name, config, (10,))) for name, config in moonshot_study_runs().items())
+    runs.update((name, run) for name, run in paper.items() if name not in iwae)
     runs.update((name, BookRun(name, config, (3,))) for name, config in appendix_d_runs().items())
     return runs
 
