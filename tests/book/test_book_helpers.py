@@ -47,6 +47,15 @@ def test_notebook_code_fits_the_page():
     assert not too_long, "code lines wider than the page:\n" + "\n".join(too_long)
 
 
+def test_every_notebook_cell_has_a_unique_id():
+    """nbformat 4.5 cells carry an id (nbformat warns without one, and will refuse)."""
+    repo = Path(__file__).resolve().parents[2]
+    for path in sorted((repo / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        ids = [cell.get("id") for cell in cells]
+        assert None not in ids and len(set(ids)) == len(ids), path.name
+
+
 def test_unknown_profile_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("IWAE_PROFILE", "fast")
     with pytest.raises(ValueError, match="IWAE_PROFILE must be one of smoke, full"):
