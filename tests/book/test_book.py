@@ -91,6 +91,12 @@ def built_book():
     return HTML
 
 
+# An output that is nothing but a number printed at full precision: a cell whose last line
+# returns a value (e.g. a glue call) instead of printing a sentence.
+BARE_NUMBER_OUTPUT = re.compile(r'<div class="cell_output[^"]*">\s*<div class="output text_plain[^"]*">'
+                                r'<div class="highlight"><pre><span></span>([-+]?\d+\.\d{6,}(?:e[-+]?\d+)?)\s*</pre>')
+
+
 def test_every_page_of_the_toc_is_built(built_book):
     chapters = chapter_files()
     assert sorted(chapters) == sorted(f"notebooks/{p.stem}" for p in (REPO / "notebooks").glob("*.ipynb"))
@@ -101,6 +107,8 @@ def test_every_page_of_the_toc_is_built(built_book):
         text = (built_book / f"{name}.html").read_text()
         assert "cell_output" in text, f"{name}: no executed outputs in the page"
         assert "Traceback" not in text and "output_stderr" not in text and "ansi-red" not in text
+        bare = BARE_NUMBER_OUTPUT.findall(text)
+        assert not bare, f"{name}: an output that is a bare, unformatted number: {bare}"
     bibliography = (built_book / "book" / "references.html").read_text()
     assert "Importance Weighted Autoencoders" in bibliography
 
