@@ -2,7 +2,7 @@
 
 The chapters print one line naming the runs they show (:func:`iwae_lib.chapters.runs_note`);
 everything else about a run lives here, written from ``results/<name>/metrics.json`` and
-the book's catalog (:func:`iwae_lib.chapters.catalog.book_runs`), never by hand:
+the book's catalog (:func:`iwae_lib.chapters.catalog.shown_runs`), never by hand:
 
 * :func:`book_block`: the table of every catalog run (chapters, recipe, epochs, selected
   epoch, training hours, training sessions, hardware, the git revision it was recorded
@@ -121,9 +121,11 @@ def record_command(run) -> str:
 
 
 def rows(results: Path, runs: dict | None = None) -> list:
-    """One dict per catalog run (catalog order): the cells of :data:`HEADER` as strings, plus
-    ``name``, ``state`` ("recorded" or "not recorded") and ``command``."""
-    runs = catalog.book_runs() if runs is None else runs
+    """One dict per run shown (default: :func:`~iwae_lib.chapters.catalog.shown_runs`, in that
+    order): the cells of
+    :data:`HEADER` as strings, plus ``name``, ``state`` ("recorded" or "not recorded") and
+    ``command``."""
+    runs = catalog.shown_runs(results) if runs is None else runs
     table = []
     for run in runs.values():
         metrics = _final_metrics(run, Path(results))

@@ -25,6 +25,7 @@ whose points (early stopping, binarization, estimators) are made within one reci
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from iwae_lib import recipes
 from iwae_lib.config import TrainConfig
@@ -307,6 +308,16 @@ def long_runs() -> dict:
     return runs
 
 
+def shown_runs(results) -> dict:
+    """name -> BookRun of the runs the chapters show: every run of :func:`book_runs`, then
+    each of :func:`long_runs` once ``<results>/<name>/metrics.json`` exists (a chapter shows a
+    run of the paper's 3280 epochs only when it has finished)."""
+    runs = book_runs()
+    runs.update((name, run) for name, run in long_runs().items()
+                if (Path(results) / name / "metrics.json").is_file())
+    return runs
+
+
 # The smoke profile (IWAE_SMOKE=1) in one place: every run of the book shrunk to seconds
 # on 100 training images, with small final evaluations. A name keeps its full meaning.
 SMOKE_SHRINK = {"epochs": 8, "train_size": 100, "final_k": 100, "final_test_size": 100, "final_train_size": 100,
@@ -334,11 +345,12 @@ def smoke_version(config: TrainConfig) -> TrainConfig:
 
 
 def config(name: str, smoke: bool | None = None, **overrides) -> TrainConfig:
-    """The book's TrainConfig of run ``name``: in the smoke profile (``smoke``, default: the
+    """The book's TrainConfig of run ``name`` (a run of :func:`book_runs` or :func:`long_runs`):
+    in the smoke profile (``smoke``, default: the
     environment's) its :func:`smoke_version`; ``overrides`` on top. KeyError lists the names."""
     from iwae_lib.chapters.profiles import is_smoke
 
-    runs = book_runs()
+    runs = {**book_runs(), **long_runs()}
     if name not in runs:
         raise KeyError(f"no run named {name!r} in the book's catalog (iwae_lib/chapters/catalog.py); "
                        f"known runs: {', '.join(runs)}")

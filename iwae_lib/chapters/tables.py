@@ -35,13 +35,13 @@ _DATA_NAMES = {"mnist": "MNIST, dynamic binarization", "omniglot": "Omniglot",
 
 
 # The training recipes a paper cell may be recorded with: (label, suffix of the run's name).
-RECIPES = (("scaled paper stages", ""), ("fast", "_fast"))
+RECIPES = (("scaled paper stages", ""), ("fast", "_fast"), ("paper's recipe", "_paper"))
 
 
-def _book_run_names() -> set:
+def _shown_run_names(results: Path) -> set:
     import iwae_lib.chapters.catalog as catalog
 
-    return set(catalog.book_runs())
+    return set(catalog.shown_runs(results))
 
 
 def cells(runs=None) -> list:
@@ -103,9 +103,10 @@ def _hours(seconds: float) -> str:
 
 def rows(results: Path | None = None) -> list:
     """One dict of table cells (strings) per paper cell of :func:`cells` and recipe of
-    :data:`RECIPES` that the book's list of runs holds."""
+    :data:`RECIPES` that the chapters show (:func:`iwae_lib.chapters.catalog.shown_runs`: a
+    run of the paper's own recipe once it is recorded)."""
     results = REPO / "results" if results is None else Path(results)
-    names = _book_run_names()
+    names = _shown_run_names(results)
     table = []
     for (dataset, layers, objective, k), (recipe, suffix) in [(c, r) for c in cells() for r in RECIPES]:
         if paper.run_name(dataset, layers, objective, k) + suffix not in names:

@@ -274,3 +274,19 @@ def test_recipe_text_names_adam_settings_that_are_not_the_papers():
     assert runs_page.recipe_text(recipes.recipe_config("paper")) == "paper's recipe"
     assert runs_page.recipe_text(recipes.recipe_config("scaled", batch_size=100)) == (
         "paper's stages scaled, batch 100")
+
+
+def test_a_paper_recipe_run_joins_the_table_once_it_is_recorded(tmp_path):
+    """A run of the paper's own recipe (a long run of the catalog) gets a row right after the
+    fast run of its cell once its metrics.json exists, and the gap sentence names its recipe."""
+    name = "mnist_1l_iwae_k5_paper"
+    folder = record(tmp_path, name, train_config(k=5))
+    (folder / "checkpoint.npz").write_bytes(b"")
+    assert name not in [row["name"] for row in tables.rows(tmp_path)]  # unfinished: not shown
+    (folder / "metrics.json").write_text(json.dumps(METRICS))
+    rows = tables.rows(tmp_path)
+    names = [row["name"] for row in rows]
+    assert names.index(name) == names.index("mnist_1l_iwae_k5_fast") + 1
+    row = rows[names.index(name)]
+    assert (row["recipe"], row["paper NLL"], row["our NLL"]) == ("paper's recipe", "85.54", "86.12 ± 0.20")
+    assert "+0.58 nats for the 1 run with the paper's recipe" in tables.gap_sentence(rows)

@@ -383,3 +383,17 @@ def test_the_runs_command_lists_the_long_runs_and_their_commands(tmp_path, monke
     assert cli.main(["runs", "--long"]) == 0
     table = capsys.readouterr().out
     assert f"0 of {len(long)} runs recorded" in table and "unfinished, 3 of 3280 epochs" in table
+
+
+def test_a_long_run_is_shown_once_it_is_recorded(tmp_path):
+    """catalog.shown_runs: the book's runs, and a long run only once its metrics.json exists."""
+    name = "mnist_1l_iwae_k5_paper"
+    assert list(catalog.shown_runs(tmp_path)) == list(catalog.book_runs())
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "checkpoint.npz").write_bytes(b"")
+    assert name not in catalog.shown_runs(tmp_path)
+    (tmp_path / name / "metrics.json").write_text("{}")
+    shown = catalog.shown_runs(tmp_path)
+    assert list(shown) == list(catalog.book_runs()) + [name]
+    assert shown[name].chapters == (1,) and shown[name].config == catalog.paper_recipe_runs()[name]
+    assert catalog.config(name, smoke=False) == catalog.paper_recipe_runs()[name]
