@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import numpy as np
 from iwae_lib.config import TrainConfig
 
 TRAIN_IMAGES = {"mnist": 60000, "binarized_mnist": 50000, "omniglot": 24345}
+CHECKPOINT_NAME = "checkpoint.npz"  # = iwae_lib.run_dir.CHECKPOINT_FILE (a test checks), read without importing TF
 DYNAMIC = {"mnist": True, "binarized_mnist": False, "omniglot": True}  # validation images leave the training set
 
 
@@ -92,15 +94,33 @@ class Paces:
                 "objective, estimator, likelihood); evaluations not counted; '?': no such run recorded here")
 
 
+def unfinished_metrics(run_dir: Path) -> dict | None:
+    """What :func:`measured` reads of a run still in training, from its checkpoint's counters
+    (its learning curve so far and its training sessions, with their machines): a dict like a
+    ``metrics.json``'s ``config``, ``history`` and ``training_sessions``; None without a
+    readable checkpoint and ``config.json``."""
+    try:
+        with np.load(Path(run_dir) / CHECKPOINT_NAME) as archive:
+            counters = json.loads(str(archive["counters_json"]))
+        config = json.loads((Path(run_dir) / "config.json").read_text())["train"]
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    return {"config": config, "history": counters.get("history") or [],
+            "training_sessions": counters.get("sessions") or []}
+
+
 def measured(results_dir, machine: dict | None = None) -> Paces:
-    """The paces of the runs recorded in ``results_dir`` (snapshot segments included) on ``machine``
-    (default: this one)."""
+    """The paces of the runs in ``results_dir`` on ``machine`` (default: this one): recorded
+    runs (snapshot segments included) and runs still in training (their checkpoints)."""
     machine = machine or this_machine()
     fastest = {}
     results = Path(results_dir)
-    for path in sorted([*results.glob("*/metrics.json"), *results.glob("*/epoch_*/metrics.json")]):
+    recorded = sorted([*results.glob("*/metrics.json"), *results.glob("*/epoch_*/metrics.json")])
+    training = sorted(path.parent for path in results.glob(f"*/{CHECKPOINT_NAME}")
+                      if not (path.parent / "metrics.json").exists())
+    for path in recorded + training:
         try:
-            metrics = json.loads(path.read_text())
+            metrics = json.loads(path.read_text()) if path.name == "metrics.json" else unfinished_metrics(path)
             config = TrainConfig.from_dict(metrics["config"])
         except (OSError, ValueError, KeyError, TypeError):
             continue

@@ -397,3 +397,27 @@ def test_a_long_run_is_shown_once_it_is_recorded(tmp_path):
     assert list(shown) == list(catalog.book_runs()) + [name]
     assert shown[name].chapters == (1,) and shown[name].config == catalog.paper_recipe_runs()[name]
     assert catalog.config(name, smoke=False) == catalog.paper_recipe_runs()[name]
+
+
+def test_a_run_in_training_gives_its_shape_a_pace(tmp_path):
+    """pace.measured reads a run still in training from its checkpoint's counters: its epochs
+    trained on this machine give the pace of its step shape (a queued run of the same shape
+    gets an estimate before any run of that shape has finished)."""
+    from iwae_lib import run_dir
+
+    assert pace.CHECKPOINT_NAME == run_dir.CHECKPOINT_FILE
+    k50 = TrainConfig(k=50, epochs=10, eval_every=0)
+    folder = tmp_path / "k50_in_training"
+    folder.mkdir()
+    write_json(folder / "config.json", {"train": k50.to_dict(), "model": {}})
+    elsewhere = {"cpu": "Other CPU", "cpu_count": 2}
+    history = [{"epoch": e + 1, "train_seconds": 100.0 * (e + 1) if e < 3 else 300.0 + 30.0 * (e - 2)}
+               for e in range(6)]  # three epochs of 100 s elsewhere, then three of 30 s here
+    counters = {"epoch": 6, "history": history,
+                "sessions": [{"from_epoch": 0, "environment": elsewhere}, {"from_epoch": 3, "environment": HERE}]}
+    np.savez(folder / "checkpoint.npz", counters_json=np.array(json.dumps(counters)))
+    queued = dataclasses.replace(k50, validation_size=10000, epochs=328)
+    assert pace.measured(tmp_path, HERE).epoch_seconds(queued) == pytest.approx(30.0 * 5 / 6)
+    assert pace.measured(tmp_path, elsewhere).epoch_seconds(k50) == pytest.approx(100.0)
+    (folder / "checkpoint.npz").write_bytes(b"damaged")
+    assert pace.measured(tmp_path, HERE).step_seconds == {}
