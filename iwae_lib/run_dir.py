@@ -38,6 +38,7 @@ METRICS_FILE, WEIGHTS_FILE = "metrics.json", "weights.npz"
 # Per-image estimates of the final test log-likelihood ("log_likelihood" [N] float64, with
 # "k" and "seed"): a recorded mean can then be checked image by image (tests/runs/test_recorded_results.py).
 TEST_LL_FILE = "test_log_likelihoods.npz"
+VALID_LL_FILE = "valid_log_likelihoods.npz"  # runs with a validation split: recipes are compared on it
 # Seeds of the evaluations, as offsets from the run's seed: held-out monitoring during
 # training ("valid", on test images too), the final test and train estimates, active units.
 EVAL_SEED_OFFSETS = {"valid": 1, "test": 2, "train": 3, "active_units": 4}
@@ -144,10 +145,12 @@ def stop_requests():
 # ----------------------------------------------------------------------------- the record
 
 
-def save_test_log_likelihoods(out, log_likelihoods, k: int, seed: int):
-    """Write the per-image test log-likelihood estimates [N] of the final evaluation (k samples, seed)."""
-    checkpoints.save_arrays(Path(out) / TEST_LL_FILE, {"log_likelihood": np.asarray(log_likelihoods, np.float64),
-                                                       "k": np.asarray(k, np.int64), "seed": np.asarray(seed, np.int64)})
+def save_test_log_likelihoods(out, log_likelihoods, k: int, seed: int, file: str = TEST_LL_FILE):
+    """Write the per-image log-likelihood estimates [N] of the final evaluation (k samples,
+    seed) into ``out/file``: the test images' (default) or, with ``VALID_LL_FILE``, the
+    validation images'."""
+    checkpoints.save_arrays(Path(out) / file, {"log_likelihood": np.asarray(log_likelihoods, np.float64),
+                                               "k": np.asarray(k, np.int64), "seed": np.asarray(seed, np.int64)})
 
 
 def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, progress: bool = True) -> dict:
@@ -175,6 +178,9 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
     units = evaluation.active_units(weights, model, ds.test, seed=config.seed + EVAL_SEED_OFFSETS["active_units"])
     checkpoints.save_arrays(out / WEIGHTS_FILE, weights)
     save_test_log_likelihoods(out, test_ll, config.final_k, config.seed + EVAL_SEED_OFFSETS["test"])
+    if valid_ll is not None:  # paired comparisons of recipes, image by image, on validation images
+        save_test_log_likelihoods(out, valid_ll, config.final_k, config.seed + EVAL_SEED_OFFSETS["valid"],
+                                  file=VALID_LL_FILE)
     metrics = {
         "finished": True,
         "config": config.to_dict(),

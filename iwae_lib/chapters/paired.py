@@ -32,42 +32,51 @@ def paired_difference(a, b) -> tuple:
     return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
 
 
-def per_image_test_log_likelihoods(record) -> np.ndarray:
-    """A run's per-image test log-likelihood estimates [N] (record: a RunRecord)."""
-    path = record.run_dir / PER_IMAGE_FILE
+# split -> the file of a run's per-image estimates (iwae_lib.run_dir.TEST_LL_FILE, VALID_LL_FILE)
+PER_IMAGE_FILES = {"test": PER_IMAGE_FILE, "valid": "valid_log_likelihoods.npz"}
+SPLIT_NAMES = {"test": "test", "valid": "validation"}
+
+
+def per_image_test_log_likelihoods(record, split: str = "test") -> np.ndarray:
+    """A run's per-image log-likelihood estimates [N] of ``split`` ("test" or "valid", the
+    validation images of a run that held some out); record: a RunRecord."""
+    path = record.run_dir / PER_IMAGE_FILES[split]
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `python -m iwae_lib evaluate {record.run_dir} "
-                                f"--record-per-image` to write it")
+        fix = (f"run `python -m iwae_lib evaluate {record.run_dir} --record-per-image` to write it"
+               if split == "test" else "runs recorded since the validation estimates were kept have it")
+        raise FileNotFoundError(f"{path} is missing: {fix}")
     return checkpoints.load_arrays(path)["log_likelihood"]
 
 
-def _test_set(record) -> tuple:
+def _images(record, split: str) -> tuple:
     metrics = record.metrics
-    return metrics["config"]["dataset"], int(metrics["test_images"])
+    return metrics["config"]["dataset"], int(metrics[f"{split}_images"])
 
 
-def nll_differences(records: dict, baseline: str):
-    """Test NLL of each run and its paired difference from the baseline's, as a DataFrame.
+def nll_differences(records: dict, baseline: str, split: str = "test"):
+    """NLL of each run on ``split`` ("test" or "valid") and its paired difference from the
+    baseline's, as a DataFrame.
 
-    records: row label -> RunRecord, all scored on the same test images.
+    records: row label -> RunRecord, all scored on the same images of ``split``.
     baseline: the label the others are compared with.
-    Columns: "test NLL", "s.e.", "NLL - <baseline>", "s.e. (paired)" (nats; a negative
-    difference: the run fits the test images better than the baseline).
+    Columns: "<split> NLL", "s.e.", "NLL - <baseline>", "s.e. (paired)" (nats; a negative
+    difference: the run fits the images better than the baseline), "<split>" being "test"
+    or "validation".
     """
     import pandas as pd
 
     if baseline not in records:
         raise KeyError(f"baseline {baseline!r} is not one of {list(records)}")
-    test_sets = {label: _test_set(r) for label, r in records.items()}
-    if len(set(test_sets.values())) != 1:
-        raise ValueError(f"the runs were scored on different test images: {test_sets}")
-    base = per_image_test_log_likelihoods(records[baseline])
+    image_sets = {label: _images(r, split) for label, r in records.items()}
+    if len(set(image_sets.values())) != 1:
+        raise ValueError(f"the runs were scored on different {SPLIT_NAMES[split]} images: {image_sets}")
+    base = per_image_test_log_likelihoods(records[baseline], split)
     rows = {}
     for label, record in records.items():
         mean, se = (math.nan, math.nan) if label == baseline else paired_difference(
-            base, per_image_test_log_likelihoods(record))
-        rows[label] = {"test NLL": -record.test_log_likelihood,
-                       "s.e.": record.metrics.get("test_log_likelihood_stderr", math.nan),
+            base, per_image_test_log_likelihoods(record, split))
+        rows[label] = {f"{SPLIT_NAMES[split]} NLL": -float(record.metrics[f"{split}_log_likelihood"]),
+                       "s.e.": record.metrics.get(f"{split}_log_likelihood_stderr", math.nan),
                        f"NLL - {baseline}": mean, "s.e. (paired)": se}
     return pd.DataFrame.from_dict(rows, orient="index")
 

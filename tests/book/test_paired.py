@@ -96,3 +96,28 @@ def test_describe_says_which_differences_exceed_two_standard_errors():
     assert lines == ["A: NLL -0.500 ± 0.100 nats, fits the test images better than IWAE",
                      "B: NLL +0.050 ± 0.100 nats, within 2 standard errors of IWAE",
                      "C: NLL +0.300 ± 0.100 nats, fits the test images worse than IWAE"]
+
+
+def test_nll_differences_on_validation_images(tmp_path):
+    """split="valid" pairs the runs' per-image validation estimates (valid_log_likelihoods.npz),
+    the ones recipes are chosen on."""
+    from iwae_lib import run_dir as run_files
+
+    assert paired.PER_IMAGE_FILES == {"test": run_files.TEST_LL_FILE, "valid": run_files.VALID_LL_FILE}
+    runs = {}
+    for label, name, values in (("fast", "a", [-80.0, -100.0, -90.0]), ("DReG", "b", [-79.0, -99.0, -90.5])):
+        record = _fake_run(tmp_path, name, [-1.0, -2.0])
+        checkpoints.save_arrays(record.run_dir / paired.PER_IMAGE_FILES["valid"], {"log_likelihood": np.array(values)})
+        record.metrics.update(valid_images=3, valid_log_likelihood=float(np.mean(values)),
+                              valid_log_likelihood_stderr=0.5)
+        runs[label] = record
+    table = paired.nll_differences(runs, "fast", split="valid")
+    assert list(table.columns) == ["validation NLL", "s.e.", "NLL - fast", "s.e. (paired)"]
+    assert table.loc["DReG", "NLL - fast"] == pytest.approx(-1.5 / 3)
+    assert table.loc["DReG", "s.e. (paired)"] == pytest.approx(np.std([-1.0, -1.0, 0.5], ddof=1) / math.sqrt(3))
+    runs["DReG"].metrics["valid_images"] = 4
+    with pytest.raises(ValueError, match="different validation images"):
+        paired.nll_differences(runs, "fast", split="valid")
+    (runs["fast"].run_dir / paired.PER_IMAGE_FILES["valid"]).unlink()
+    with pytest.raises(FileNotFoundError, match="valid_log_likelihoods.npz is missing"):
+        paired.nll_differences({"fast": runs["fast"]}, "fast", split="valid")

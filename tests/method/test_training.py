@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iwae_lib import checkpoints, cli, data, evaluation, models, training
+from iwae_lib import checkpoints, cli, data, evaluation, models, run_dir, training
 from iwae_lib.run_dir import (CHECKPOINT_FILE, EVAL_SEED_OFFSETS, TRAIN_EVAL_BINARIZATION_SEED, checkpoint_position,
                               load_checkpoint, prepare_run_dir)
 from iwae_lib._quiet import import_tensorflow_quietly
@@ -429,6 +429,11 @@ def test_early_stopping_selects_the_best_validation_epoch(tmp_path):
     if best < len(history):  # and not the last epoch's weights
         last = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)[0]
         assert any(not np.array_equal(last[n], weights[n]) for n in weights)
+    # the per-image validation estimates behind the record's mean, for paired comparisons
+    valid_ll = checkpoints.load_arrays(tmp_path / "run" / run_dir.VALID_LL_FILE)
+    assert valid_ll["log_likelihood"].shape == (metrics["valid_images"],) == (200,)
+    assert np.mean(valid_ll["log_likelihood"]) == pytest.approx(metrics["valid_log_likelihood"], abs=1e-9)
+    assert (int(valid_ll["k"]), int(valid_ll["seed"])) == (config.final_k, config.seed + 1)
 
 
 # ----------------------------------------------------------------------------- configuration errors
