@@ -70,6 +70,16 @@ def load_arrays(path) -> dict:
         raise DamagedFile(path, f"{type(err).__name__}: {err}") from err
 
 
+def read_counters(path) -> dict | None:
+    """The counters (epoch, step, learning curve, training sessions, ...) of the checkpoint
+    at ``path``, read without loading its arrays; None when it is missing or damaged."""
+    try:
+        with np.load(Path(path)) as archive:
+            return json.loads(str(archive["counters_json"]))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
 def ensure_writable_dir(path) -> Path:
     """Create the folder if needed and check that a file can be written in it.
 

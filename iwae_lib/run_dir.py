@@ -25,7 +25,6 @@ import math
 import signal
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -94,10 +93,8 @@ def load_checkpoint(path):
 def checkpoint_position(run_dir) -> dict | None:
     """Where a run's checkpoint stands: {"epoch", "step_in_epoch", "global_step"}, or None
     when it is missing or damaged (read without loading the arrays)."""
-    try:
-        with np.load(Path(run_dir) / CHECKPOINT_FILE) as archive:
-            counters = json.loads(str(archive["counters_json"]))
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+    counters = checkpoints.read_counters(Path(run_dir) / CHECKPOINT_FILE)
+    if counters is None:
         return None
     return {key: counters.get(key) for key in ("epoch", "step_in_epoch", "global_step")}
 
@@ -145,7 +142,7 @@ def stop_requests():
 # ----------------------------------------------------------------------------- the record
 
 
-def save_test_log_likelihoods(out, log_likelihoods, k: int, seed: int, file: str = TEST_LL_FILE):
+def save_log_likelihoods(out, log_likelihoods, k: int, seed: int, file: str = TEST_LL_FILE):
     """Write the per-image log-likelihood estimates [N] of the final evaluation (k samples,
     seed) into ``out/file``: the test images' (default) or, with ``VALID_LL_FILE``, the
     validation images'."""
@@ -177,9 +174,9 @@ def finish(config: TrainConfig, out: Path, weights: dict, counters: dict, ds, pr
                                              description=f"validation log p(x), k={config.final_k}")
     units = evaluation.active_units(weights, model, ds.test, seed=config.seed + EVAL_SEED_OFFSETS["active_units"])
     checkpoints.save_arrays(out / WEIGHTS_FILE, weights)
-    save_test_log_likelihoods(out, test_ll, config.final_k, config.seed + EVAL_SEED_OFFSETS["test"])
+    save_log_likelihoods(out, test_ll, config.final_k, config.seed + EVAL_SEED_OFFSETS["test"])
     if valid_ll is not None:  # paired comparisons of recipes, image by image, on validation images
-        save_test_log_likelihoods(out, valid_ll, config.final_k, config.seed + EVAL_SEED_OFFSETS["valid"],
+        save_log_likelihoods(out, valid_ll, config.final_k, config.seed + EVAL_SEED_OFFSETS["valid"],
                                   file=VALID_LL_FILE)
     metrics = {
         "finished": True,

@@ -200,6 +200,14 @@ def heldout_bound(params, model, x, k, seed):
                                                    batch_size=max(1, 20000 // chunk), progress=False)))
 
 
+def monitor_bound(weights, config: TrainConfig, x):
+    """The bound a run's learning curve tracks, for ``weights`` on the images x [N, x_size]:
+    L_k with k = ``eval_k`` (default: the training k) and the monitoring seed. Recomputing a
+    curve's point from a run's weights needs exactly this."""
+    return heldout_bound(weights, config.model_config(), x, config.eval_k or config.k,
+                         config.seed + EVAL_SEED_OFFSETS["valid"])
+
+
 def prepare_data(config: TrainConfig, ds):
     """The data a run trains on and is evaluated on, from ``data.load_dataset``'s ``ds``, as
     its likelihood reads them (:attr:`iwae_lib.likelihoods.Likelihood.data`): ``ds`` itself
@@ -325,8 +333,7 @@ def evaluate_held_out(config, model, state: TrainingState, monitor: dict, entry:
     evaluations since, stopping early after ``config.patience`` of them."""
     counters, weights = state.counters, state.weights()
     for split, x in monitor.items():
-        entry[f"{split}_bound"] = heldout_bound(weights, model, x, config.eval_k or config.k,
-                                                 config.seed + EVAL_SEED_OFFSETS["valid"])
+        entry[f"{split}_bound"] = monitor_bound(weights, config, x)
     held_out = monitor.get("valid", monitor["test"])
     entry["active_units"] = evaluation.active_units(weights, model, held_out,
                                                    seed=config.seed + EVAL_SEED_OFFSETS["active_units"])["active"]

@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from iwae_lib import checkpoints
 from iwae_lib.config import TrainConfig
 
 TRAIN_IMAGES = {"mnist": 60000, "binarized_mnist": 50000, "omniglot": 24345}
@@ -99,11 +99,12 @@ def unfinished_metrics(run_dir: Path) -> dict | None:
     (its learning curve so far and its training sessions, with their machines): a dict like a
     ``metrics.json``'s ``config``, ``history`` and ``training_sessions``; None without a
     readable checkpoint and ``config.json``."""
+    counters = checkpoints.read_counters(Path(run_dir) / CHECKPOINT_NAME)
     try:
-        with np.load(Path(run_dir) / CHECKPOINT_NAME) as archive:
-            counters = json.loads(str(archive["counters_json"]))
         config = json.loads((Path(run_dir) / "config.json").read_text())["train"]
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+    except (OSError, KeyError, ValueError):
+        return None
+    if counters is None:
         return None
     return {"config": config, "history": counters.get("history") or [],
             "training_sessions": counters.get("sessions") or []}

@@ -122,9 +122,8 @@ def record_command(run) -> str:
 
 def rows(results: Path, runs: dict | None = None) -> list:
     """One dict per run shown (default: :func:`~iwae_lib.chapters.catalog.shown_runs`, in that
-    order): the cells of
-    :data:`HEADER` as strings, plus ``name``, ``state`` ("recorded" or "not recorded") and
-    ``command``."""
+    order): the cells of :data:`HEADER` as strings, plus ``name``, ``state`` ("recorded" or
+    "not recorded") and ``command``."""
     runs = catalog.shown_runs(results) if runs is None else runs
     table = []
     for run in runs.values():

@@ -346,8 +346,8 @@ def smoke_version(config: TrainConfig) -> TrainConfig:
 
 def config(name: str, smoke: bool | None = None, **overrides) -> TrainConfig:
     """The book's TrainConfig of run ``name`` (a run of :func:`book_runs` or :func:`long_runs`):
-    in the smoke profile (``smoke``, default: the
-    environment's) its :func:`smoke_version`; ``overrides`` on top. KeyError lists the names."""
+    in the smoke profile (``smoke``, default: the environment's) its :func:`smoke_version`;
+    ``overrides`` on top. KeyError lists the names."""
     from iwae_lib.chapters.profiles import is_smoke
 
     runs = {**book_runs(), **long_runs()}

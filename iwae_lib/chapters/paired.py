@@ -37,7 +37,7 @@ PER_IMAGE_FILES = {"test": PER_IMAGE_FILE, "valid": "valid_log_likelihoods.npz"}
 SPLIT_NAMES = {"test": "test", "valid": "validation"}
 
 
-def per_image_test_log_likelihoods(record, split: str = "test") -> np.ndarray:
+def per_image_log_likelihoods(record, split: str = "test") -> np.ndarray:
     """A run's per-image log-likelihood estimates [N] of ``split`` ("test" or "valid", the
     validation images of a run that held some out); record: a RunRecord."""
     path = record.run_dir / PER_IMAGE_FILES[split]
@@ -70,11 +70,11 @@ def nll_differences(records: dict, baseline: str, split: str = "test"):
     image_sets = {label: _images(r, split) for label, r in records.items()}
     if len(set(image_sets.values())) != 1:
         raise ValueError(f"the runs were scored on different {SPLIT_NAMES[split]} images: {image_sets}")
-    base = per_image_test_log_likelihoods(records[baseline], split)
+    base = per_image_log_likelihoods(records[baseline], split)
     rows = {}
     for label, record in records.items():
         mean, se = (math.nan, math.nan) if label == baseline else paired_difference(
-            base, per_image_test_log_likelihoods(record, split))
+            base, per_image_log_likelihoods(record, split))
         rows[label] = {f"{SPLIT_NAMES[split]} NLL": -float(record.metrics[f"{split}_log_likelihood"]),
                        "s.e.": record.metrics.get(f"{split}_log_likelihood_stderr", math.nan),
                        f"NLL - {baseline}": mean, "s.e. (paired)": se}

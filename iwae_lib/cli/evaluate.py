@@ -13,7 +13,7 @@ from iwae_lib import checkpoints, models
 from iwae_lib.cli.common import EXIT_FAILURE, UsageError, check_writable, read_json
 from iwae_lib.config import TrainConfig
 from iwae_lib.run_dir import (CHECKPOINT_FILE, CONFIG_FILE, EVAL_SEED_OFFSETS, METRICS_FILE, TEST_LL_FILE,
-                              TRAIN_EVAL_BINARIZATION_SEED, WEIGHTS_FILE, save_test_log_likelihoods)
+                              TRAIN_EVAL_BINARIZATION_SEED, WEIGHTS_FILE, save_log_likelihoods)
 
 
 def locate_run(path) -> tuple:
@@ -160,7 +160,7 @@ def record_per_image(ll, k: int, seed: int, run_dir: Path) -> int:
         print(f"error: these estimates (mean {np.mean(ll):.5f}) do not reproduce the recorded test log-likelihood "
               f"{recorded:.5f} of {run_dir}; {TEST_LL_FILE} was not written", file=sys.stderr)
         return EXIT_FAILURE
-    save_test_log_likelihoods(run_dir, ll, k, seed)
+    save_log_likelihoods(run_dir, ll, k, seed)
     print(f"per-image estimates written to {run_dir / TEST_LL_FILE}")
     return 0
 

@@ -68,7 +68,7 @@ def test_nll_differences_refuse_runs_on_different_test_images(tmp_path):
         paired.nll_differences(runs, "mnist")
     missing = SimpleNamespace(run_dir=tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="record-per-image"):
-        paired.per_image_test_log_likelihoods(missing)
+        paired.per_image_log_likelihoods(missing)
 
 
 ESTIMATOR_RUNS = ("mnist_1l_iwae_k5", "mnist_1l_iwae_k5_dreg")
