@@ -1,5 +1,6 @@
 """Unit tests of the notebooks' helpers: iwae_lib.chapters, iwae_lib.chapters.plotting, iwae_lib.chapters.paper."""
 
+import ast
 import json
 import shutil
 import os
@@ -54,6 +55,37 @@ def test_every_notebook_cell_has_a_unique_id():
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         ids = [cell.get("id") for cell in cells]
         assert None not in ids and len(set(ids)) == len(ids), path.name
+
+
+def _functions_written(path):
+    """(name, body) of every top-level function a notebook's code cells define; the body is
+    its syntax tree without the name, the docstring, comments and layout."""
+    written = []
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        code = "\n".join(line for line in "".join(cell["source"]).splitlines()
+                         if not line.lstrip().startswith(("%", "!")))  # IPython magics
+        for node in ast.parse(code).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body
+                if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                    body = body[1:]  # the docstring
+                written.append((node.name, ast.dump(ast.Module(body=body, type_ignores=[]))))
+    return written
+
+
+def test_no_notebook_copies_another_notebooks_function():
+    """A function is written on the page that teaches it; a later chapter calls the library's
+    version (which that page checks its own against) instead of typing it again."""
+    repo = Path(__file__).resolve().parents[2]
+    where = {}
+    for path in sorted((repo / "notebooks").glob("*.ipynb")):
+        for name, body in _functions_written(path):
+            where.setdefault(body, []).append(f"{path.stem}: {name}")
+    copies = [places for places in where.values()
+              if len({place.split(":")[0] for place in places}) > 1]
+    assert not copies, "the same function in several notebooks:\n" + "\n".join(map(str, copies))
 
 
 def test_unknown_profile_is_a_clear_error(monkeypatch):
