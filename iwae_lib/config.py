@@ -37,7 +37,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-4
-    adam_v_init: float = 0.0  # Adam's second moments start here; yburda/iwae's optimizers.py starts them at 1
+    adam_v_init: float = 0.0  # Adam's second moments start here (0: Kingma & Ba)
     warmup_epochs: float = 0.0  # linear_decay schedule: epochs of linear warm-up to the peak rate
     ema_decay: float = 0.0  # > 0: evaluate and keep an exponential moving average of the parameters
     seed: int = 0

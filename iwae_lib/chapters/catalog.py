@@ -276,9 +276,14 @@ def appendix_d_runs() -> dict:
 
 # The candidates for IWAE k=50 at <= 328 epochs, each against the fast recipe on the same
 # 50000 training images, chosen by the k=5000 log-likelihood of 10000 validation images:
-# DReG for the encoder, and Adam as the paper's own code runs it (yburda/iwae optimizers.py:
-# beta1 0.99, second moments starting at 1).
-REFERENCE_ADAM = {"beta1": 0.99, "adam_v_init": 1.0}
+# DReG for the encoder, and Adam as the paper's own code runs it. yburda/iwae's optimizers.py
+# uses beta1 0.99, starts the second moments at 1 and adds epsilon 1e-4 to their root, all for
+# a gradient *summed* over the batch of 20 (iwae.py, gradIminibatch_srng), where this library
+# averages it; on the mean gradient the same steps start the second moments at 1 / 20**2 and
+# add 1e-4 / 20. Not reproduced: that code adds epsilon before the bias correction (here
+# after it: the same once 1 - 0.999**t is near 1, after a few thousand steps) and updates the
+# weights with the moments of the step before.
+REFERENCE_ADAM = {"beta1": 0.99, "adam_v_init": 0.0025, "epsilon": 5e-6}
 MOONSHOT_STUDY = {
     "fast": ("study_k50_fast", {}),
     "fast, DReG": ("study_k50_fast_dreg", {"estimator": "dreg"}),

@@ -34,7 +34,7 @@ FIELD_HELP = {
     "beta1": "Adam beta1",
     "beta2": "Adam beta2",
     "epsilon": "Adam epsilon",
-    "adam_v_init": "initial value of Adam's second moments (0: Kingma & Ba; 1: the paper's own code)",
+    "adam_v_init": "initial value of Adam's second moments (0: Kingma & Ba)",
     "seed": "seed of the initialisation, data order and samples",
     "train_size": "use only the first N training images ('none': all)",
     "validation_size": "images held out of the training set for validation (0: none)",

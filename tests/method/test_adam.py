@@ -38,7 +38,7 @@ def test_epsilon_enters_after_bias_correction():
 
 
 def test_second_moments_started_at_one_shrink_the_first_steps():
-    """yburda/iwae's Adam starts v at 1 (``adam_v_init=1``): at step 1 v_hat is
+    """Second moments started at 1 (``adam_v_init=1``): at step 1 v_hat is
     (beta2 + (1 - beta2) g^2) / (1 - beta2), about 1000, so the first update is about
     lr * g / 31.6 instead of lr * sign(g). The fused update agrees with the closed form."""
     from iwae_lib import training

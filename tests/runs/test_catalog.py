@@ -358,7 +358,13 @@ def test_long_runs_use_the_papers_recipe_and_the_study_changes_one_thing_at_a_ti
     base = study["study_k50_fast"]
     assert base.k == 50 and base.total_epochs() == 328 and base.validation_size == 10000
     assert config_differences(base.to_dict(), study["study_k50_fast_dreg"].to_dict()) == ["estimator"]
-    assert config_differences(base.to_dict(), study["study_k50_fast_refadam"].to_dict()) == ["adam_v_init", "beta1"]
+    assert config_differences(base.to_dict(), study["study_k50_fast_refadam"].to_dict()) == [
+        "adam_v_init", "beta1", "epsilon"]
+    # yburda/iwae's Adam on a gradient summed over 20 images: v from 1, epsilon 1e-4; the same
+    # steps on the mean gradient (20 times smaller, its square 400 times)
+    refadam = study["study_k50_fast_refadam"]
+    assert refadam.batch_size == 20 and refadam.beta1 == 0.99
+    assert np.isclose(refadam.adam_v_init, 1.0 / 20**2) and np.isclose(refadam.epsilon, 1e-4 / 20)
     assert not set(paper) & set(catalog.book_runs()) and not set(study) & set(catalog.book_runs())
     assert {c.k for c in catalog.appendix_d_runs().values()} == {1, 50}
 
