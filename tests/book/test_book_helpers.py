@@ -57,9 +57,28 @@ def test_every_notebook_cell_has_a_unique_id():
         assert None not in ids and len(set(ids)) == len(ids), path.name
 
 
+class _Renamed(ast.NodeTransformer):
+    """Names and arguments replaced by v0, v1, ... in the order they first appear."""
+
+    def __init__(self):
+        self.names = {}
+
+    def _rename(self, name):
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def visit_Name(self, node):
+        node.id = self._rename(node.id)
+        return node
+
+    def visit_arg(self, node):
+        node.arg, node.annotation = self._rename(node.arg), None
+        return node
+
+
 def _functions_written(path):
     """(name, body) of every top-level function a notebook's code cells define; the body is
-    its syntax tree without the name, the docstring, comments and layout."""
+    its syntax tree with the names renamed in order, without the function's own name, its
+    docstring, comments and layout, so that a copy with other names is the same body."""
     written = []
     for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
         if cell["cell_type"] != "code":
@@ -71,7 +90,10 @@ def _functions_written(path):
                 body = node.body
                 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
                     body = body[1:]  # the docstring
-                written.append((node.name, ast.dump(ast.Module(body=body, type_ignores=[]))))
+                renamed = _Renamed()
+                args = [renamed.visit(arg) for arg in node.args.args]
+                body = [renamed.visit(statement) for statement in body]
+                written.append((node.name, ast.dump(ast.Module(body=body, type_ignores=[])) + str(len(args))))
     return written
 
 
