@@ -91,9 +91,10 @@ def _functions_written(path):
                 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
                     body = body[1:]  # the docstring
                 renamed = _Renamed()
-                args = [renamed.visit(arg) for arg in node.args.args]
+                for arg in node.args.args:  # the arguments take the first names, in order
+                    renamed.visit(arg)
                 body = [renamed.visit(statement) for statement in body]
-                written.append((node.name, ast.dump(ast.Module(body=body, type_ignores=[])) + str(len(args))))
+                written.append((node.name, f"{len(node.args.args)} {ast.dump(ast.Module(body=body, type_ignores=[]))}"))
     return written
 
 
