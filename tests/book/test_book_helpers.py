@@ -111,6 +111,35 @@ def test_no_notebook_copies_another_notebooks_function():
     assert not copies, "the same function in several notebooks:\n" + "\n".join(map(str, copies))
 
 
+def _page_parameters(cells) -> set:
+    """Names assigned at the top level of a notebook's code cells (SMOKE, LIVE_STEPS, ...)."""
+    names = set()
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            source = "".join(cell["source"])
+            lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+            for node in ast.parse("\n".join(lines)).body:
+                if isinstance(node, ast.Assign):
+                    names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+def test_prose_gives_values_not_parameter_names():
+    """A sentence reads "2000 steps", not "`LIVE_STEPS` steps": where the prose needs a page
+    parameter's value it glues it, so the rendered page shows the number the cells used."""
+    repo = Path(__file__).resolve().parents[2]
+    named = []
+    for path in sorted((repo / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        parameters = {name for name in _page_parameters(cells) if name.isupper()}
+        for cell in cells:
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"])
+                named += [f"{path.stem} {cell['id']}: {name}" for name in sorted(parameters)
+                          if f"`{name}`" in text]
+    assert not named, "\n".join(named)
+
+
 def test_unknown_profile_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("IWAE_PROFILE", "fast")
     with pytest.raises(ValueError, match="IWAE_PROFILE must be one of smoke, full"):
