@@ -75,17 +75,21 @@ class _Renamed(ast.NodeTransformer):
         return node
 
 
+def _code_cell_trees(cells):
+    """The syntax tree of each code cell, IPython magics left out."""
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            yield ast.parse("\n".join(line for line in "".join(cell["source"]).splitlines()
+                                      if not line.lstrip().startswith(("%", "!"))))
+
+
 def _functions_written(path):
     """(name, body) of every top-level function a notebook's code cells define; the body is
     its syntax tree with the names renamed in order, without the function's own name, its
     docstring, comments and layout, so that a copy with other names is the same body."""
     written = []
-    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
-        if cell["cell_type"] != "code":
-            continue
-        code = "\n".join(line for line in "".join(cell["source"]).splitlines()
-                         if not line.lstrip().startswith(("%", "!")))  # IPython magics
-        for node in ast.parse(code).body:
+    for tree in _code_cell_trees(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 body = node.body
                 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
@@ -113,15 +117,8 @@ def test_no_notebook_copies_another_notebooks_function():
 
 def _page_parameters(cells) -> set:
     """Names assigned at the top level of a notebook's code cells (SMOKE, LIVE_STEPS, ...)."""
-    names = set()
-    for cell in cells:
-        if cell["cell_type"] == "code":
-            source = "".join(cell["source"])
-            lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
-            for node in ast.parse("\n".join(lines)).body:
-                if isinstance(node, ast.Assign):
-                    names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-    return names
+    return {target.id for tree in _code_cell_trees(cells) for node in tree.body
+            if isinstance(node, ast.Assign) for target in node.targets if isinstance(target, ast.Name)}
 
 
 def test_prose_gives_values_not_parameter_names():
