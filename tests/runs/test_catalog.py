@@ -369,12 +369,55 @@ def test_long_runs_use_the_papers_recipe_and_the_study_changes_one_thing_at_a_ti
     assert {c.k for c in catalog.appendix_d_runs().values()} == {1, 50}
 
 
+@pytest.mark.parametrize("choice", list(catalog.MOONSHOT_STUDY))
+def test_the_chosen_recipe_changes_in_table1_only_what_the_study_changed(choice):
+    """chosen_table1_runs: the six one-layer Table 1 runs, each differing from its fast run in
+    the study candidate's options only (STL for the VAE where the candidate takes DReG), named
+    by what changed; nothing to train when the fast recipe itself is chosen."""
+    from iwae_lib.config import config_differences
+
+    runs, options = catalog.chosen_table1_runs(choice), catalog.MOONSHOT_STUDY[choice][1]
+    if not options:
+        assert runs == {}
+        return
+    fast = catalog.table1_recipe_runs()
+    assert len(runs) == 6 and not set(runs) & set(catalog.book_runs())
+    for name, config in runs.items():
+        twin = fast[catalog.table1_name(1, config.objective, config.k)]
+        assert config_differences(twin.to_dict(), config.to_dict()) == sorted(options)
+        estimator = options.get("estimator", "standard")
+        assert config.estimator == ("stl" if estimator == "dreg" and config.objective == "vae" else estimator)
+        words = ["fast"] + ([config.estimator] if "estimator" in options else []) + (
+            ["refadam"] if "beta1" in options else [])
+        assert name == "_".join([catalog.run_name("mnist", 1, config.objective, config.k), *words])
+    # the IWAE k=50 run is named like its study run
+    assert catalog.MOONSHOT_STUDY[choice][0].replace("study_k50", "mnist_1l_iwae_k50") in runs
+
+
+def test_the_lanes_take_the_chosen_k50_run_after_the_study(monkeypatch):
+    """With a choice made, long_runs lists its IWAE k=50 (chapters 1 and 10) right after the
+    study, before the paper's VAE; its other five runs (chapter 1) before Appendix D."""
+    assert catalog.MOONSHOT_CHOICE is None or catalog.MOONSHOT_CHOICE in catalog.MOONSHOT_STUDY
+    monkeypatch.setattr(catalog, "MOONSHOT_CHOICE", "fast, DReG")
+    names = list(catalog.long_runs())
+    chosen = list(catalog.chosen_table1_runs())
+    k50 = "mnist_1l_iwae_k50_fast_dreg"
+    assert k50 in chosen and catalog.long_runs()[k50].chapters == (1, 10)
+    assert names.index(k50) == names.index("study_k50_fast_dreg_refadam") + 1
+    assert names.index(k50) + 1 == names.index("mnist_1l_vae_k5_paper")
+    rest = [name for name in chosen if name != k50]
+    assert names[names.index("mnist_1l_vae_k5_paper") + 1:][:5] == rest
+    assert all(catalog.long_runs()[name].chapters == (1,) for name in rest)
+    assert names[-4:] == list(catalog.appendix_d_runs())
+
+
 def test_the_runs_command_lists_the_long_runs_and_their_commands(tmp_path, monkeypatch, capsys):
     """``runs --long``: the paper's recipe, the k=50 study and Appendix D across k, each with a
     command that rebuilds its configuration; an unfinished one is handed out with --resume."""
     monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
     long = catalog.long_runs()
-    expected = {**catalog.paper_recipe_runs(), **catalog.moonshot_study_runs(), **catalog.appendix_d_runs()}
+    expected = {**catalog.paper_recipe_runs(), **catalog.moonshot_study_runs(), **catalog.chosen_table1_runs(),
+                **catalog.appendix_d_runs()}
     assert {name: run.config for name, run in long.items()} == expected
     assert not set(long) & set(catalog.book_runs())
     fake_unfinished(tmp_path / "mnist_1l_iwae_k5_paper", long["mnist_1l_iwae_k5_paper"].config, epochs=3,

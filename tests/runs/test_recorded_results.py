@@ -127,3 +127,17 @@ def test_evaluate_writes_per_image_estimates_only_for_the_final_evaluation(tiny_
     tampered = copy_run(out, tmp_path / "tampered", per_image=False, shift_mean=1.0)
     assert cli.main(["evaluate", str(tampered), "--k", "400", "--record-per-image", "--no-progress"]) == 1
     assert not (tampered / TEST_LL_FILE).exists()
+
+
+def test_the_moonshot_choice_is_the_study_run_best_on_validation():
+    """catalog.MOONSHOT_CHOICE is None until the four study runs are recorded, then the label
+    whose run has the highest k=5000 log-likelihood on its validation images (the test set has
+    no say)."""
+    from iwae_lib.chapters import catalog
+
+    metrics = {label: REPO / "results" / name / "metrics.json" for label, (name, _) in catalog.MOONSHOT_STUDY.items()}
+    if not all(path.is_file() for path in metrics.values()):
+        assert catalog.MOONSHOT_CHOICE is None
+        return
+    valid = {label: checkpoints.load_json(path)["valid_log_likelihood"] for label, path in metrics.items()}
+    assert catalog.MOONSHOT_CHOICE == max(valid, key=valid.get)
