@@ -49,7 +49,22 @@ def run_runs(args) -> int:
         print(f"all {len(rows)} {'long runs' if args.long else 'runs of the book'} are recorded")
         return 0
     print(status.table(rows, paces))
+    if args.long:
+        print(choice_line())
     return 0
+
+
+def choice_line() -> str:
+    """Where the k=50 study's choice stands, under the long runs' table: the runs of the chosen
+    recipe are listed only once it is made (catalog.MOONSHOT_CHOICE)."""
+    from iwae_lib.chapters import catalog
+
+    if catalog.MOONSHOT_CHOICE is None:
+        return ("the k=50 study's choice: not made yet (catalog.MOONSHOT_CHOICE, set once its four runs are "
+                "recorded); the Table 1 runs of the chosen recipe are listed after that")
+    runs = catalog.chosen_table1_runs()
+    return (f"the k=50 study's choice: {catalog.MOONSHOT_CHOICE!r}; "
+            + (f"{len(runs)} Table 1 runs with it are listed above" if runs else "the fast recipe: nothing to retrain"))
 
 
 def run_record(args) -> int:
@@ -89,7 +104,7 @@ def add_parser(commands):
     mode.add_argument("--check", action="store_true",
                       help="exit with status 1 and say what to run unless every run is recorded (the book build)")
     runs.add_argument("--long", action="store_true",
-                      help="the long runs instead (the paper's recipe, the k=50 study, Appendix D across k), "
+                      help="the long runs instead (the paper's recipe, the k=50 study and its choice, Appendix D across k), "
                            "which the chapters show once recorded and the build does not wait for")
     runs.set_defaults(handler=run_runs)
 

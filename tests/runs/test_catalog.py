@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from iwae_lib import checkpoints, cli, recipes
+from iwae_lib.cli import runs as runs_cli
 from iwae_lib.chapters import catalog
 from iwae_lib.bookkeeping import pace, status
 from iwae_lib.config import TrainConfig
@@ -432,6 +433,11 @@ def test_the_runs_command_lists_the_long_runs_and_their_commands(tmp_path, monke
     assert cli.main(["runs", "--long"]) == 0
     table = capsys.readouterr().out
     assert f"0 of {len(long)} runs recorded" in table and "unfinished, 3 of 3280 epochs" in table
+    assert table.rstrip().splitlines()[-1] == runs_cli.choice_line()
+    monkeypatch.setattr(catalog, "MOONSHOT_CHOICE", "fast, DReG")
+    assert runs_cli.choice_line() == "the k=50 study's choice: 'fast, DReG'; 6 Table 1 runs with it are listed above"
+    monkeypatch.setattr(catalog, "MOONSHOT_CHOICE", None)
+    assert runs_cli.choice_line().startswith("the k=50 study's choice: not made yet")
 
 
 def test_a_long_run_is_shown_once_it_is_recorded(tmp_path):
