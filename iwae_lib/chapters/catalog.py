@@ -318,15 +318,21 @@ def chosen_recipe_options(objective: str, choice: str) -> dict:
     return options
 
 
-def chosen_suffix(options: dict) -> str:
-    """A name's suffix that says what a chosen recipe changes in the fast one, e.g.
-    ``_fast_dreg_refadam`` (the study's names use the same words)."""
+def chosen_words(options: dict) -> list:
+    """What a chosen recipe's TrainConfig options change in the fast recipe, as the words of
+    its runs' names: ``["fast", "dreg", "refadam"]`` (the study's names use the same words)."""
     words = ["fast"]
     if options.get("estimator", "standard") != "standard":
         words.append(options["estimator"])
     if all(options.get(key) == value for key, value in REFERENCE_ADAM.items()):
         words.append("refadam")
-    return "_" + "_".join(words)
+    return words
+
+
+def chosen_suffix(options: dict) -> str:
+    """A name's suffix that says what a chosen recipe changes in the fast one, e.g.
+    ``_fast_dreg_refadam``."""
+    return "_" + "_".join(chosen_words(options))
 
 
 def chosen_table1_runs(choice: str | None = None) -> dict:

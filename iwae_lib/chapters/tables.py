@@ -34,8 +34,25 @@ _DATA_NAMES = {"mnist": "MNIST, dynamic binarization", "omniglot": "Omniglot",
                "binarized_mnist": "MNIST, fixed binarization"}
 
 
-# The training recipes a paper cell may be recorded with: (label, suffix of the run's name).
+# The training recipes a paper cell may be recorded with: (label, suffix of the run's name);
+# and the runs of the k=50 study's choice (:func:`iwae_lib.chapters.catalog.chosen_table1_runs`).
 RECIPES = (("scaled paper stages", ""), ("fast", "_fast"), ("paper's recipe", "_paper"))
+CHOSEN = "k=50 study's choice"
+_WORDS = {"fast": "fast", "dreg": "DReG", "stl": "STL", "refadam": "reference Adam"}
+
+
+def cell_runs(dataset: str, layers: int, objective: str, k: int) -> list:
+    """[(recipe label, recipe family, run name, estimator)] that may record one paper cell: one
+    per :data:`RECIPES`, and the study's choice where it trained that cell (family :data:`CHOSEN`)."""
+    import iwae_lib.chapters.catalog as catalog
+
+    base = paper.run_name(dataset, layers, objective, k)
+    runs = [(label, label, base + suffix, "standard") for label, suffix in RECIPES]
+    for name, config in catalog.chosen_table1_runs().items():
+        if (config.dataset, config.n_stochastic, config.objective, config.k) == (dataset, layers, objective, k):
+            words = catalog.chosen_words(config.to_dict())
+            runs.append((", ".join(_WORDS[word] for word in words), CHOSEN, name, config.estimator))
+    return runs
 
 
 def _shown_run_names(results: Path) -> set:
@@ -60,7 +77,7 @@ def cells(runs=None) -> list:
     names = set(runs)
     return [(dataset, layers, objective, k) for dataset in paper.TABLES for layers in (1, 2)
             for objective in paper.OBJECTIVES for k in paper.KS
-            if any(paper.run_name(dataset, layers, objective, k) + suffix in names for _, suffix in RECIPES)]
+            if any(name in names for _, _, name, _ in cell_runs(dataset, layers, objective, k))]
 
 
 def _read_json(path: Path):
@@ -68,26 +85,28 @@ def _read_json(path: Path):
         return json.load(f)
 
 
-def _check_config(folder: Path, dataset: str, layers: int, objective: str, k: int) -> None:
+def _check_config(folder: Path, dataset: str, layers: int, objective: str, k: int, estimator: str) -> None:
     """The run in ``folder`` must be the paper's model of that cell (its name says so)."""
     config = _read_json(folder / "config.json")["train"]
-    wanted = {"dataset": dataset, "n_stochastic": layers, "objective": objective, "k": k, "estimator": "standard"}
+    wanted = {"dataset": dataset, "n_stochastic": layers, "objective": objective, "k": k, "estimator": estimator}
     wrong = {key: config.get(key) for key, value in wanted.items() if config.get(key) != value}
     if wrong:
         raise ValueError(f"{folder}: its name says {wanted}, but config.json has {wrong}")
 
 
-def run_status(results: Path, dataset: str, layers: int, objective: str, k: int, suffix: str = "") -> dict:
-    """What ``results/`` holds for one paper cell, trained with the recipe of ``suffix``.
+def run_status(results: Path, dataset: str, layers: int, objective: str, k: int, suffix: str = "",
+               name: str | None = None, estimator: str = "standard") -> dict:
+    """What ``results/`` holds for one paper cell, trained with the recipe of ``suffix`` (or in
+    the run ``name``, with the gradient ``estimator``).
 
     Returns ``{"name", "state"}`` with state "finished" (plus ``metrics``), "unfinished"
     (a run folder without ``metrics.json``) or "missing".
     """
-    name = paper.run_name(dataset, layers, objective, k) + suffix
+    name = name or paper.run_name(dataset, layers, objective, k) + suffix
     folder = Path(results) / name
     if not (folder / "config.json").is_file():
         return {"name": name, "state": "missing"}
-    _check_config(folder, dataset, layers, objective, k)
+    _check_config(folder, dataset, layers, objective, k, estimator)
     if (folder / "metrics.json").is_file():
         return {"name": name, "state": "finished", "metrics": _read_json(folder / "metrics.json")}
     return {"name": name, "state": "unfinished"}
@@ -102,41 +121,47 @@ def _hours(seconds: float) -> str:
 
 
 def rows(results: Path | None = None) -> list:
-    """One dict of table cells (strings) per paper cell of :func:`cells` and recipe of
-    :data:`RECIPES` that the chapters show (:func:`iwae_lib.chapters.catalog.shown_runs`: a
-    run of the paper's own recipe once it is recorded)."""
+    """One dict of table cells (strings) per paper cell of :func:`cells` and run of
+    :func:`cell_runs` that the chapters show (:func:`iwae_lib.chapters.catalog.shown_runs`: a
+    long run, of the paper's own recipe or the study's choice, once it is recorded)."""
     results = REPO / "results" if results is None else Path(results)
     names = _shown_run_names(results)
     table = []
-    for (dataset, layers, objective, k), (recipe, suffix) in [(c, r) for c in cells() for r in RECIPES]:
-        if paper.run_name(dataset, layers, objective, k) + suffix not in names:
-            continue
-        status = run_status(results, dataset, layers, objective, k, suffix)
-        row = {
-            "paper's table": paper.TABLE_NAMES[dataset],
-            "data": _DATA_NAMES[dataset],
-            "model": f"{objective.upper()}, k={k}, {layers} stochastic layer{'s' if layers > 1 else ''}",
-            "recipe": recipe,
-            "paper NLL": f"{paper.test_nll(dataset, layers, objective, k):.2f}",
-            "paper units": _units(paper.active_units(dataset, layers, objective, k)),
-            "name": status["name"],
-            "state": status["state"],
-        }
-        if status["state"] == "finished":
-            m = status["metrics"]
-            row.update({
-                "gap": -m["test_log_likelihood"] - paper.test_nll(dataset, layers, objective, k),
-                "our NLL": f"{-m['test_log_likelihood']:.2f} ± {m['test_log_likelihood_stderr']:.2f}",
-                "our units": _units(m["active_units"]),
-                "epochs": str(m["epochs_completed"]),
-                "time": _hours(m["wall_seconds"]["training"]),
-            })
-        else:
-            # the progress of an unfinished run changes by the minute: the table only says it exists
-            note = NOT_RECORDED + (" (unfinished run)" if status["state"] == "unfinished" else "")
-            row.update({"our NLL": note, "our units": "", "epochs": "", "time": ""})
-        table.append(row)
+    for dataset, layers, objective, k in cells():
+        for recipe, family, name, estimator in cell_runs(dataset, layers, objective, k):
+            if name in names:
+                table.append(_row(results, dataset, layers, objective, k, recipe, family, name, estimator))
     return table
+
+
+def _row(results, dataset, layers, objective, k, recipe, family, name, estimator) -> dict:
+    """The table cells of one run of a paper cell (see :func:`rows`)."""
+    status = run_status(results, dataset, layers, objective, k, name=name, estimator=estimator)
+    row = {
+        "paper's table": paper.TABLE_NAMES[dataset],
+        "data": _DATA_NAMES[dataset],
+        "model": f"{objective.upper()}, k={k}, {layers} stochastic layer{'s' if layers > 1 else ''}",
+        "recipe": recipe,
+        "family": family,
+        "paper NLL": f"{paper.test_nll(dataset, layers, objective, k):.2f}",
+        "paper units": _units(paper.active_units(dataset, layers, objective, k)),
+        "name": status["name"],
+        "state": status["state"],
+    }
+    if status["state"] == "finished":
+        m = status["metrics"]
+        row.update({
+            "gap": -m["test_log_likelihood"] - paper.test_nll(dataset, layers, objective, k),
+            "our NLL": f"{-m['test_log_likelihood']:.2f} ± {m['test_log_likelihood_stderr']:.2f}",
+            "our units": _units(m["active_units"]),
+            "epochs": str(m["epochs_completed"]),
+            "time": _hours(m["wall_seconds"]["training"]),
+        })
+    else:
+        # the progress of an unfinished run changes by the minute: the table only says it exists
+        note = NOT_RECORDED + (" (unfinished run)" if status["state"] == "unfinished" else "")
+        row.update({"our NLL": note, "our units": "", "epochs": "", "time": ""})
+    return row
 
 
 def markdown_table(results: Path | None = None, link=None, runs: bool = True) -> str:
@@ -168,8 +193,8 @@ def gap_sentence(table: list) -> str:
     """How far the recorded runs are from the paper, per recipe: the range of our test NLL minus
     the paper's (positive: ours is worse), fast recipe first; "" when no run is recorded."""
     parts = []
-    for recipe in sorted((r for r, _ in RECIPES), key=lambda r: r != "fast"):
-        gaps = [row["gap"] for row in table if row["state"] == "finished" and row["recipe"] == recipe]
+    for recipe in sorted([r for r, _ in RECIPES] + [CHOSEN], key=lambda r: r != "fast"):
+        gaps = [row["gap"] for row in table if row["state"] == "finished" and row["family"] == recipe]
         if gaps:
             span = f"{min(gaps):+.2f} to {max(gaps):+.2f}" if len(gaps) > 1 else f"{gaps[0]:+.2f}"
             words = "the fast recipe" if recipe == "fast" else f"the {recipe}"
