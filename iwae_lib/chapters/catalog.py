@@ -19,7 +19,10 @@ The recipes: Table 1's twelve runs (chapters 1 and 6) use the ``fast`` recipe th
 appendix chose on validation data (names ending in ``_fast``). The paper's stages scaled to 288
 epochs ("scaled-paper") train the baselines that the appendix (notebook 10) compares with (IWAE k=1, 5,
 50 and VAE k=5, one layer: names without a suffix) and the runs of chapters 2, 3 and 5,
-whose points (early stopping, binarization, estimators) are made within one recipe.
+whose points (early stopping, binarization, estimators) are made within one recipe. The
+long runs (:func:`long_runs`) add the paper's own recipe, a second study for IWAE k=50 and,
+once that study's choice is made (:data:`MOONSHOT_CHOICE`), the one-layer Table 1 runs
+again with the chosen recipe.
 """
 
 from __future__ import annotations
@@ -257,7 +260,8 @@ def book_runs() -> dict:
 
 # Long runs recorded over many sessions, which the chapters show once they are recorded
 # (the build does not wait for them): Table 1 with the paper's own recipe (3280 epochs),
-# Appendix D across k, and the study for the paper's number in a tenth of the epochs.
+# Appendix D across k, the study for the paper's number in a tenth of the epochs, and
+# Table 1's one-layer runs again with the study's choice.
 def paper_recipe_runs() -> dict:
     """name -> TrainConfig: one stochastic layer on dynamic MNIST with ``--recipe paper``, for the
     three cells whose targets the paper-numbers work names (IWAE k=5 and k=50, VAE k=5)."""
@@ -300,39 +304,40 @@ def moonshot_study_runs() -> dict:
 
 
 # The study's choice: the label of MOONSHOT_STUDY whose run has the highest k=5000
-# log-likelihood on its validation images, set once all four are recorded (None before;
-# tests/runs/test_recorded_results.py checks it against the records). The chosen recipe then
-# trains the six one-layer Table 1 runs on all 60000 training images (:func:`chosen_table1_runs`).
+# log-likelihood on its validation images (:func:`moonshot_best`), set by hand once all four
+# are recorded (None before; tests/runs/test_recorded_results.py checks it against the
+# records). The chosen recipe then trains the six one-layer Table 1 runs on all 60000
+# training images (:func:`chosen_table1_runs`); lanes already running see them at their next run.
 MOONSHOT_CHOICE = None
 
 
-def chosen_recipe_options(objective: str, choice: str) -> dict:
-    """TrainConfig options of the study's ``choice`` (a label of :data:`MOONSHOT_STUDY`) for a
-    Table 1 run of ``objective``: the fast recipe's, with the label's options on top. DReG is
-    defined for the IWAE bound; the VAE bound is a mean of one-sample bounds, for each of
-    which DReG's encoder gradient (its weights are all 1 when k=1) is STL's, so the VAE runs
-    take ``stl`` where the choice says ``dreg``."""
-    options = {**recipes.recipe_options(TABLE1_RECIPE), **MOONSHOT_STUDY[choice][1]}
+def moonshot_best(results) -> str | None:
+    """The label of :data:`MOONSHOT_STUDY` whose run in ``results`` has the highest validation
+    log-likelihood, or None while one of the four has no ``metrics.json``."""
+    import json
+
+    paths = {label: Path(results) / name / "metrics.json" for label, (name, _) in MOONSHOT_STUDY.items()}
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    valid = {label: json.loads(path.read_text())["valid_log_likelihood"] for label, path in paths.items()}
+    return max(valid, key=valid.get)
+
+
+def chosen_recipe(objective: str, choice: str) -> tuple:
+    """(label, name suffix, TrainConfig options) of the study's ``choice`` (a label of
+    :data:`MOONSHOT_STUDY`) for a Table 1 run of ``objective``: the fast recipe's options with
+    the candidate's on top, named like the candidate's study run (``study_k50_fast_dreg`` ->
+    ``_fast_dreg``). DReG is defined for the IWAE bound; the VAE bound is a mean of one-sample
+    bounds, and with one sample DReG's encoder gradient (all normalised weights are 1) is
+    STL's, its decoder gradient the standard one: the VAE runs take ``stl`` where the choice
+    says ``dreg``, and say so in their label and name."""
+    study_name, candidate = MOONSHOT_STUDY[choice]
+    options = {**recipes.recipe_options(TABLE1_RECIPE), **candidate}
+    label, suffix = choice, study_name.removeprefix("study_k50")
     if objective == "vae" and options.get("estimator") == "dreg":
         options["estimator"] = "stl"
-    return options
-
-
-def chosen_words(options: dict) -> list:
-    """What a chosen recipe's TrainConfig options change in the fast recipe, as the words of
-    its runs' names: ``["fast", "dreg", "refadam"]`` (the study's names use the same words)."""
-    words = ["fast"]
-    if options.get("estimator", "standard") != "standard":
-        words.append(options["estimator"])
-    if all(options.get(key) == value for key, value in REFERENCE_ADAM.items()):
-        words.append("refadam")
-    return words
-
-
-def chosen_suffix(options: dict) -> str:
-    """A name's suffix that says what a chosen recipe changes in the fast one, e.g.
-    ``_fast_dreg_refadam``."""
-    return "_" + "_".join(chosen_words(options))
+        label, suffix = label.replace("DReG", "STL"), suffix.replace("_dreg", "_stl")
+    return label, suffix, options
 
 
 def chosen_table1_runs(choice: str | None = None) -> dict:
@@ -345,10 +350,10 @@ def chosen_table1_runs(choice: str | None = None) -> dict:
         return {}
     runs = {}
     for objective in TABLE1_OBJECTIVES:
-        options = {**PAPER_EVALUATION, **chosen_recipe_options(objective, choice)}
+        _, suffix, options = chosen_recipe(objective, choice)
         for k in TABLE1_KS:
-            config = TrainConfig(dataset="mnist", n_stochastic=1, objective=objective, k=k, **options)
-            runs[run_name("mnist", 1, objective, k) + chosen_suffix(options)] = config
+            runs[run_name("mnist", 1, objective, k) + suffix] = TrainConfig(
+                dataset="mnist", n_stochastic=1, objective=objective, k=k, **{**PAPER_EVALUATION, **options})
     return runs
 
 
@@ -359,15 +364,14 @@ def long_runs() -> dict:
     appendix), the chosen recipe's IWAE k=50 (the appendix and chapter 1), the paper's recipe
     for the VAE, the chosen recipe's other five Table 1 runs (chapter 1), then Appendix D
     across k (chapter 3)."""
-    paper = {name: BookRun(name, config, (1,)) for name, config in paper_recipe_runs().items()}
-    iwae = {name: run for name, run in paper.items() if run.config.objective == "iwae"}
-    chosen = {name: BookRun(name, config, (1, 10) if config.objective == "iwae" and config.k == 50 else (1,))
-              for name, config in chosen_table1_runs().items()}
-    runs = dict(iwae)
+    paper = paper_recipe_runs()
+    chosen = chosen_table1_runs()
+    chosen_k50 = [name for name, config in chosen.items() if config.objective == "iwae" and config.k == 50]
+    runs = {name: BookRun(name, config, (1,)) for name, config in paper.items() if config.objective == "iwae"}
     runs.update((name, BookRun(name, config, (10,))) for name, config in moonshot_study_runs().items())
-    runs.update((name, run) for name, run in chosen.items() if 10 in run.chapters)
-    runs.update((name, run) for name, run in paper.items() if name not in iwae)
-    runs.update(chosen)
+    runs.update((name, BookRun(name, chosen[name], (1, 10))) for name in chosen_k50)
+    runs.update((name, BookRun(name, config, (1,))) for name, config in paper.items() if config.objective == "vae")
+    runs.update((name, BookRun(name, config, (1,))) for name, config in chosen.items() if name not in chosen_k50)
     runs.update((name, BookRun(name, config, (3,))) for name, config in appendix_d_runs().items())
     return runs
 

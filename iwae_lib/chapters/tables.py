@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import iwae_lib.chapters.paper as paper
 
@@ -38,20 +39,29 @@ _DATA_NAMES = {"mnist": "MNIST, dynamic binarization", "omniglot": "Omniglot",
 # and the runs of the k=50 study's choice (:func:`iwae_lib.chapters.catalog.chosen_table1_runs`).
 RECIPES = (("scaled paper stages", ""), ("fast", "_fast"), ("paper's recipe", "_paper"))
 CHOSEN = "k=50 study's choice"
-_WORDS = {"fast": "fast", "dreg": "DReG", "stl": "STL", "refadam": "reference Adam"}
+
+
+class CellRun(NamedTuple):
+    """A run that may record a paper cell: its recipe's label (the table's column), the
+    family the summary groups it in, its name in ``results/`` and its gradient estimator."""
+
+    label: str
+    family: str
+    name: str
+    estimator: str = "standard"
 
 
 def cell_runs(dataset: str, layers: int, objective: str, k: int) -> list:
-    """[(recipe label, recipe family, run name, estimator)] that may record one paper cell: one
-    per :data:`RECIPES`, and the study's choice where it trained that cell (family :data:`CHOSEN`)."""
+    """[CellRun] of one paper cell: one per :data:`RECIPES`, then the study's choice where it
+    trained that cell (family :data:`CHOSEN`)."""
     import iwae_lib.chapters.catalog as catalog
 
     base = paper.run_name(dataset, layers, objective, k)
-    runs = [(label, label, base + suffix, "standard") for label, suffix in RECIPES]
+    runs = [CellRun(label, label, base + suffix) for label, suffix in RECIPES]
     for name, config in catalog.chosen_table1_runs().items():
         if (config.dataset, config.n_stochastic, config.objective, config.k) == (dataset, layers, objective, k):
-            words = catalog.chosen_words(config.to_dict())
-            runs.append((", ".join(_WORDS[word] for word in words), CHOSEN, name, config.estimator))
+            label, _, _ = catalog.chosen_recipe(objective, catalog.MOONSHOT_CHOICE)
+            runs.append(CellRun(label, CHOSEN, name, config.estimator))
     return runs
 
 
@@ -67,8 +77,7 @@ def cells(runs=None) -> list:
     IWAE; k ascending).
 
     runs: the names of the book's runs (default: the book's list, :func:`iwae_lib.chapters.catalog.book_runs`);
-    a cell is in the table when a run of the name :func:`paper.run_name` gives it, followed by
-    the suffix of one of the :data:`RECIPES`, is among them.
+    a cell is in the table when one of its :func:`cell_runs` is among them.
     """
     if runs is None:
         import iwae_lib.chapters.catalog as catalog
@@ -77,7 +86,7 @@ def cells(runs=None) -> list:
     names = set(runs)
     return [(dataset, layers, objective, k) for dataset in paper.TABLES for layers in (1, 2)
             for objective in paper.OBJECTIVES for k in paper.KS
-            if any(name in names for _, _, name, _ in cell_runs(dataset, layers, objective, k))]
+            if any(run.name in names for run in cell_runs(dataset, layers, objective, k))]
 
 
 def _read_json(path: Path):
@@ -86,7 +95,8 @@ def _read_json(path: Path):
 
 
 def _check_config(folder: Path, dataset: str, layers: int, objective: str, k: int, estimator: str) -> None:
-    """The run in ``folder`` must be the paper's model of that cell (its name says so)."""
+    """The run in ``folder`` must be the paper's model of that cell, trained with the gradient
+    ``estimator`` (its name says so)."""
     config = _read_json(folder / "config.json")["train"]
     wanted = {"dataset": dataset, "n_stochastic": layers, "objective": objective, "k": k, "estimator": estimator}
     wrong = {key: config.get(key) for key, value in wanted.items() if config.get(key) != value}
@@ -94,15 +104,13 @@ def _check_config(folder: Path, dataset: str, layers: int, objective: str, k: in
         raise ValueError(f"{folder}: its name says {wanted}, but config.json has {wrong}")
 
 
-def run_status(results: Path, dataset: str, layers: int, objective: str, k: int, suffix: str = "",
-               name: str | None = None, estimator: str = "standard") -> dict:
-    """What ``results/`` holds for one paper cell, trained with the recipe of ``suffix`` (or in
-    the run ``name``, with the gradient ``estimator``).
+def run_status(results: Path, dataset: str, layers: int, objective: str, k: int, run: CellRun) -> dict:
+    """What ``results/`` holds for one paper cell, in ``run`` (one of :func:`cell_runs`).
 
     Returns ``{"name", "state"}`` with state "finished" (plus ``metrics``), "unfinished"
     (a run folder without ``metrics.json``) or "missing".
     """
-    name = name or paper.run_name(dataset, layers, objective, k) + suffix
+    name, estimator = run.name, run.estimator
     folder = Path(results) / name
     if not (folder / "config.json").is_file():
         return {"name": name, "state": "missing"}
@@ -127,22 +135,21 @@ def rows(results: Path | None = None) -> list:
     results = REPO / "results" if results is None else Path(results)
     names = _shown_run_names(results)
     table = []
-    for dataset, layers, objective, k in cells():
-        for recipe, family, name, estimator in cell_runs(dataset, layers, objective, k):
-            if name in names:
-                table.append(_row(results, dataset, layers, objective, k, recipe, family, name, estimator))
+    for cell in cells():
+        table.extend(_row(results, cell, run) for run in cell_runs(*cell) if run.name in names)
     return table
 
 
-def _row(results, dataset, layers, objective, k, recipe, family, name, estimator) -> dict:
-    """The table cells of one run of a paper cell (see :func:`rows`)."""
-    status = run_status(results, dataset, layers, objective, k, name=name, estimator=estimator)
+def _row(results: Path, cell: tuple, run: CellRun) -> dict:
+    """The table cells of ``run`` of the paper cell (data set, layers, objective, k) (see :func:`rows`)."""
+    dataset, layers, objective, k = cell
+    status = run_status(results, *cell, run)
     row = {
         "paper's table": paper.TABLE_NAMES[dataset],
         "data": _DATA_NAMES[dataset],
         "model": f"{objective.upper()}, k={k}, {layers} stochastic layer{'s' if layers > 1 else ''}",
-        "recipe": recipe,
-        "family": family,
+        "recipe": run.label,
+        "family": run.family,
         "paper NLL": f"{paper.test_nll(dataset, layers, objective, k):.2f}",
         "paper units": _units(paper.active_units(dataset, layers, objective, k)),
         "name": status["name"],

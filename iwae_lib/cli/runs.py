@@ -50,16 +50,22 @@ def run_runs(args) -> int:
         return 0
     print(status.table(rows, paces))
     if args.long:
-        print(choice_line())
+        from iwae_lib import chapters
+
+        print(choice_line(chapters.results_dir()))
     return 0
 
 
-def choice_line() -> str:
+def choice_line(results) -> str:
     """Where the k=50 study's choice stands, under the long runs' table: the runs of the chosen
-    recipe are listed only once it is made (catalog.MOONSHOT_CHOICE)."""
+    recipe are listed only once it is made (catalog.MOONSHOT_CHOICE, set by hand)."""
     from iwae_lib.chapters import catalog
 
     if catalog.MOONSHOT_CHOICE is None:
+        best = catalog.moonshot_best(results)
+        if best is not None:
+            return (f"the k=50 study's choice: its four runs are recorded, the best on validation is {best!r}: "
+                    f"set catalog.MOONSHOT_CHOICE = {best!r} to list the Table 1 runs of that recipe")
         return ("the k=50 study's choice: not made yet (catalog.MOONSHOT_CHOICE, set once its four runs are "
                 "recorded); the Table 1 runs of the chosen recipe are listed after that")
     runs = catalog.chosen_table1_runs()

@@ -393,12 +393,13 @@ def test_the_chosen_recipe_changes_in_table1_only_what_the_study_changed(choice)
         assert name == "_".join([catalog.run_name("mnist", 1, config.objective, config.k), *words])
     # the IWAE k=50 run is named like its study run
     assert catalog.MOONSHOT_STUDY[choice][0].replace("study_k50", "mnist_1l_iwae_k50") in runs
+    labels = {objective: catalog.chosen_recipe(objective, choice)[0] for objective in ("vae", "iwae")}
+    assert labels["iwae"] == choice and labels["vae"] == choice.replace("DReG", "STL")
 
 
 def test_the_lanes_take_the_chosen_k50_run_after_the_study(monkeypatch):
     """With a choice made, long_runs lists its IWAE k=50 (chapters 1 and 10) right after the
     study, before the paper's VAE; its other five runs (chapter 1) before Appendix D."""
-    assert catalog.MOONSHOT_CHOICE is None or catalog.MOONSHOT_CHOICE in catalog.MOONSHOT_STUDY
     monkeypatch.setattr(catalog, "MOONSHOT_CHOICE", "fast, DReG")
     names = list(catalog.long_runs())
     chosen = list(catalog.chosen_table1_runs())
@@ -410,12 +411,30 @@ def test_the_lanes_take_the_chosen_k50_run_after_the_study(monkeypatch):
     assert names[names.index("mnist_1l_vae_k5_paper") + 1:][:5] == rest
     assert all(catalog.long_runs()[name].chapters == (1,) for name in rest)
     assert names[-4:] == list(catalog.appendix_d_runs())
+    assert len(names) == sum(map(len, (catalog.paper_recipe_runs(), catalog.moonshot_study_runs(), chosen,
+                                       catalog.appendix_d_runs())))
 
 
-def test_the_runs_command_lists_the_long_runs_and_their_commands(tmp_path, monkeypatch, capsys):
-    """``runs --long``: the paper's recipe, the k=50 study and Appendix D across k, each with a
-    command that rebuilds its configuration; an unfinished one is handed out with --resume."""
+def test_the_study_is_chosen_on_validation_once_all_four_are_recorded(tmp_path):
+    """moonshot_best: None until every study run has a metrics.json, then the label with the
+    highest validation log-likelihood, whatever the test set says."""
+    scores = {"fast": (-86.7, -86.0), "fast, DReG": (-86.1, -85.5), "fast, reference Adam": (-86.5, -85.2),
+              "fast, DReG, reference Adam": (-86.2, -85.3)}
+    for count, (label, (valid, test)) in enumerate(scores.items()):
+        assert catalog.moonshot_best(tmp_path) is None, count
+        folder = tmp_path / catalog.MOONSHOT_STUDY[label][0]
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"valid_log_likelihood": valid, "test_log_likelihood": test}))
+    assert catalog.moonshot_best(tmp_path) == "fast, DReG"
+
+
+@pytest.mark.parametrize("choice", [None, "fast, DReG, reference Adam"])
+def test_the_runs_command_lists_the_long_runs_and_their_commands(tmp_path, monkeypatch, capsys, choice):
+    """``runs --long``: the paper's recipe, the k=50 study (and the runs of its choice, once
+    made) and Appendix D across k, each with a command that rebuilds its configuration; an
+    unfinished one is handed out with --resume."""
     monkeypatch.setenv("IWAE_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setattr(catalog, "MOONSHOT_CHOICE", choice)
     long = catalog.long_runs()
     expected = {**catalog.paper_recipe_runs(), **catalog.moonshot_study_runs(), **catalog.chosen_table1_runs(),
                 **catalog.appendix_d_runs()}
@@ -433,11 +452,20 @@ def test_the_runs_command_lists_the_long_runs_and_their_commands(tmp_path, monke
     assert cli.main(["runs", "--long"]) == 0
     table = capsys.readouterr().out
     assert f"0 of {len(long)} runs recorded" in table and "unfinished, 3 of 3280 epochs" in table
-    assert table.rstrip().splitlines()[-1] == runs_cli.choice_line()
-    monkeypatch.setattr(catalog, "MOONSHOT_CHOICE", "fast, DReG")
-    assert runs_cli.choice_line() == "the k=50 study's choice: 'fast, DReG'; 6 Table 1 runs with it are listed above"
+    assert table.rstrip().splitlines()[-1] == runs_cli.choice_line(tmp_path)
+
+
+def test_the_runs_command_says_where_the_studys_choice_stands(tmp_path, monkeypatch):
     monkeypatch.setattr(catalog, "MOONSHOT_CHOICE", None)
-    assert runs_cli.choice_line().startswith("the k=50 study's choice: not made yet")
+    assert runs_cli.choice_line(tmp_path).startswith("the k=50 study's choice: not made yet")
+    monkeypatch.setattr(catalog, "moonshot_best", lambda results: "fast, DReG")
+    assert runs_cli.choice_line(tmp_path).endswith("set catalog.MOONSHOT_CHOICE = 'fast, DReG' to list the Table 1 "
+                                                   "runs of that recipe")
+    monkeypatch.setattr(catalog, "MOONSHOT_CHOICE", "fast, DReG")
+    assert runs_cli.choice_line(tmp_path) == ("the k=50 study's choice: 'fast, DReG'; 6 Table 1 runs with it are "
+                                              "listed above")
+    monkeypatch.setattr(catalog, "MOONSHOT_CHOICE", "fast")
+    assert runs_cli.choice_line(tmp_path).endswith("the fast recipe: nothing to retrain")
 
 
 def test_a_long_run_is_shown_once_it_is_recorded(tmp_path):
