@@ -314,12 +314,12 @@ MOONSHOT_CHOICE = None
 def moonshot_best(results) -> str | None:
     """The label of :data:`MOONSHOT_STUDY` whose run in ``results`` has the highest validation
     log-likelihood, or None while one of the four has no ``metrics.json``."""
-    import json
+    from iwae_lib.checkpoints import load_json
 
     paths = {label: Path(results) / name / "metrics.json" for label, (name, _) in MOONSHOT_STUDY.items()}
     if not all(path.is_file() for path in paths.values()):
         return None
-    valid = {label: json.loads(path.read_text())["valid_log_likelihood"] for label, path in paths.items()}
+    valid = {label: load_json(path)["valid_log_likelihood"] for label, path in paths.items()}
     return max(valid, key=valid.get)
 
 
