@@ -39,6 +39,8 @@ def _read_json(path: Path):
         return None
 
 
+# the encoder's gradient estimator, named when it is not the standard one (chapter 5)
+ESTIMATOR_WORDS = {"stl": "STL gradients", "dreg": "DReG gradients"}
 ADAM_DEFAULTS = (("beta1", "beta1", 0.9), ("beta2", "beta2", 0.999), ("epsilon", "epsilon", 1e-4),
                  ("adam_v_init", "second moments from", 0.0))
 
@@ -46,7 +48,8 @@ ADAM_DEFAULTS = (("beta1", "beta1", 0.9), ("beta2", "beta2", 0.999), ("epsilon",
 def recipe_text(config: TrainConfig) -> str:
     """The training recipe in the words of the chapters' runs note: ``"fast"``, ``"paper's recipe"``,
     ``"paper's stages scaled"``, ``"constant rate 0.001"``, ``"linear decay from 0.003, weight
-    average"``, then Adam's settings where they are not the paper's (``"fast, Adam beta1 0.99"``)."""
+    average"``, then the gradient estimator where it is not the standard one (``"fast, DReG
+    gradients"``) and Adam's settings where they are not the paper's (``"fast, Adam beta1 0.99"``)."""
     adam_keys = {key for key, _, _ in ADAM_DEFAULTS}
     named = [name for name in ("fast", "paper")
              if all(getattr(config, key) == value for key, value in recipes.RECIPES[name].items()
@@ -63,6 +66,8 @@ def recipe_text(config: TrainConfig) -> str:
             words += ", weight average"
         if config.batch_size != 20:
             words += f", batch {config.batch_size}"
+    if config.estimator in ESTIMATOR_WORDS:
+        words += f", {ESTIMATOR_WORDS[config.estimator]}"
     adam = [f"{name} {getattr(config, key, usual):g}" for key, name, usual in ADAM_DEFAULTS
             if getattr(config, key, usual) != usual]
     return words + (f", Adam {', '.join(adam)}" if adam else "")

@@ -297,7 +297,7 @@ def test_runs_page_numbers_chapters_as_the_table_of_contents_does(tmp_path):
         "{doc}`2 </notebooks/02_b>`, {doc}`3 </notebooks/05_c>`, 4")
 
 
-def test_recipe_text_names_adam_settings_that_are_not_the_papers():
+def test_recipe_text_names_the_estimator_and_adam_settings_that_are_not_the_papers():
     from iwae_lib import recipes
     from iwae_lib.bookkeeping import runs_page
 
@@ -305,6 +305,10 @@ def test_recipe_text_names_adam_settings_that_are_not_the_papers():
     assert runs_page.recipe_text(recipes.recipe_config("fast", k=50, beta1=0.99, adam_v_init=1.0)) == (
         "fast, Adam beta1 0.99, second moments from 1")
     assert runs_page.recipe_text(recipes.recipe_config("paper")) == "paper's recipe"
+    assert runs_page.recipe_text(recipes.recipe_config("fast", k=50, estimator="dreg", beta1=0.99)) == (
+        "fast, DReG gradients, Adam beta1 0.99")
+    assert runs_page.recipe_text(recipes.recipe_config("scaled", estimator="stl")) == (
+        "paper's stages scaled, STL gradients")
     assert runs_page.recipe_text(recipes.recipe_config("scaled", batch_size=100)) == (
         "paper's stages scaled, batch 100")
 
