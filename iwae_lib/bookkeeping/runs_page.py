@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import iwae_lib.chapters.catalog as catalog
+from iwae_lib.chapters import ESTIMATOR_LABELS
 from iwae_lib import recipes
 from iwae_lib.bookkeeping import sessions, status
 from iwae_lib.config import TrainConfig
@@ -39,8 +40,6 @@ def _read_json(path: Path):
         return None
 
 
-# the encoder's gradient estimator, named when it is not the standard one (chapter 5)
-ESTIMATOR_WORDS = {"stl": "STL gradients", "dreg": "DReG gradients"}
 ADAM_DEFAULTS = (("beta1", "beta1", 0.9), ("beta2", "beta2", 0.999), ("epsilon", "epsilon", 1e-4),
                  ("adam_v_init", "second moments from", 0.0))
 
@@ -66,8 +65,8 @@ def recipe_text(config: TrainConfig) -> str:
             words += ", weight average"
         if config.batch_size != 20:
             words += f", batch {config.batch_size}"
-    if config.estimator in ESTIMATOR_WORDS:
-        words += f", {ESTIMATOR_WORDS[config.estimator]}"
+    if ESTIMATOR_LABELS[config.estimator]:  # ", DReG": the chapters' legend words
+        words += f"{ESTIMATOR_LABELS[config.estimator]} gradients"
     adam = [f"{name} {getattr(config, key, usual):g}" for key, name, usual in ADAM_DEFAULTS
             if getattr(config, key, usual) != usual]
     return words + (f", Adam {', '.join(adam)}" if adam else "")
