@@ -65,8 +65,8 @@ def recipe_text(config: TrainConfig) -> str:
             words += ", weight average"
         if config.batch_size != 20:
             words += f", batch {config.batch_size}"
-    if ESTIMATOR_LABELS[config.estimator]:  # ", DReG": the chapters' legend words
-        words += f"{ESTIMATOR_LABELS[config.estimator]} gradients"
+    if config.estimator != "standard":  # the chapters' legend words
+        words += f", {ESTIMATOR_LABELS[config.estimator]} gradients"
     adam = [f"{name} {getattr(config, key, usual):g}" for key, name, usual in ADAM_DEFAULTS
             if getattr(config, key, usual) != usual]
     return words + (f", Adam {', '.join(adam)}" if adam else "")

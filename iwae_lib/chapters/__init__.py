@@ -306,7 +306,7 @@ def glue(name: str, value, display: bool = False):
 
 
 OBJECTIVE_LABELS = {"vae": "VAE", "iwae": "IWAE", "miwae": "MIWAE", "ciwae": "CIWAE", "piwae": "PIWAE"}
-ESTIMATOR_LABELS = {"standard": "", "stl": ", STL", "dreg": ", DReG"}
+ESTIMATOR_LABELS = {"standard": "standard", "stl": "STL", "dreg": "DReG"}
 RUNS_PAGE = "How the runs were made"  # the back matter's page of provenance (book/runs.md)
 
 
@@ -318,7 +318,9 @@ def run_label(config: TrainConfig) -> str:
         label += f", {config.miwae_groups} groups"
     if config.objective == "ciwae":
         label += f", beta={config.ciwae_beta:g}"
-    return label + ESTIMATOR_LABELS.get(config.estimator, f", {config.estimator}")
+    if config.estimator != "standard":
+        label += f", {ESTIMATOR_LABELS.get(config.estimator, config.estimator)}"
+    return label
 
 
 def labelled(records: dict) -> dict:
