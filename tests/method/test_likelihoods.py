@@ -55,13 +55,40 @@ def test_log_prob_is_accurate_far_in_the_tails():
     assert abs(log_p - exact) < 1e-3 * abs(exact)
 
 
-def test_gradients_are_finite_for_extreme_scales():
-    loc = tf.Variable([0.5, 0.0, 1.0, 0.2])
-    log_scale = tf.Variable([12.0, -9.0, -9.0, 0.0])
+def _closed_form_gradients(level, loc, log_scale):
+    """d log P / d loc and d log P / d log_scale in float64, from a = (x + delta/2 - loc) / s
+    and b = (x - delta/2 - loc) / s: log P is log sigma(a) for level 0, log sigma(-b) for 255
+    and log(sigma(a) - sigma(b)) between, whose derivatives are written out below. A log-scale
+    below MIN_LOG_SCALE is clipped, so its gradient is 0."""
+    clipped = log_scale < quantized.MIN_LOG_SCALE
+    s = math.exp(max(log_scale, quantized.MIN_LOG_SCALE))
+    x, half = level / 255, 0.5 / 255
+    a, b = (x + half - loc) / s, (x - half - loc) / s
+    if level == 0:
+        d_loc, d_log_scale = -expit(-a) / s, -a * expit(-a)
+    elif level == 255:
+        d_loc, d_log_scale = expit(b) / s, b * expit(b)
+    else:
+        d_loc = (expit(a) + expit(b) - 1) / s
+        d_log_scale = -a * expit(-a) + b * expit(b) - (a - b) / math.expm1(a - b)
+    return d_loc, 0.0 if clipped else d_log_scale
+
+
+def test_gradients_match_the_closed_form_at_extreme_scales():
+    # a huge scale, clipped tiny ones at the edge bins, an interior bin far in the tail
+    levels = np.array([128.0, 0.0, 255.0, 3.0, 200.0])
+    loc = tf.Variable([0.5, 0.0, 1.0, 0.2, 0.0])
+    log_scale = tf.Variable([12.0, -9.0, -9.0, 0.0, -5.0])
     with tf.GradientTape() as tape:
-        total = tf.reduce_sum(likelihoods.discretized_logistic_log_prob(np.array([128.0, 0.0, 255.0, 3.0]), loc, log_scale))
-    grads = tape.gradient(total, [loc, log_scale])
-    assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+        total = tf.reduce_sum(likelihoods.discretized_logistic_log_prob(levels, loc, log_scale))
+    d_loc, d_log_scale = (g.numpy() for g in tape.gradient(total, [loc, log_scale]))
+    expected = np.array([_closed_form_gradients(v, mu, log_s)
+                         for v, mu, log_s in zip(levels, loc.numpy().astype(float), log_scale.numpy().astype(float))])
+    np.testing.assert_allclose(d_loc, expected[:, 0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(d_log_scale, expected[:, 1], rtol=1e-4, atol=1e-4)
+    assert d_log_scale[1] == 0 and d_log_scale[2] == 0  # clipped: no gradient
+    # far in the tail log P is nearly linear in the location, with slope 1 / s
+    assert d_loc[4] == pytest.approx(math.exp(5.0), rel=1e-4)
 
 
 def test_levels_conversion_and_errors():
