@@ -19,7 +19,6 @@ import dataclasses
 import functools
 import os
 import shutil
-import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -63,11 +62,6 @@ def building_site() -> bool:
     outputs become a static page, so nothing that needs a live kernel (a TensorBoard server,
     an interactive widget) should start."""
     return os.environ.get(SITE_BUILD_ENV) == "1"
-
-
-def in_colab() -> bool:
-    """True inside Google Colab."""
-    return "google.colab" in sys.modules
 
 
 # ----------------------------------------------------------------------------- paths

@@ -81,24 +81,6 @@ def train_or_load_snapshots(name: str, config: TrainConfig, snapshot_epochs, smo
     return {e: chapters.load_run(segment_name(e), root, requested=c, source=source) for e, c in configs.items()}
 
 
-def reconstructions_by_epoch(snapshots: dict, x) -> dict:
-    """"epoch e" -> pixel probabilities [B, 784] decoded from the means of q, for images x [B, 784]."""
-    from iwae_lib import models
-
-    return {f"epoch {e}": models.reconstruct(r.weights, r.model, x).numpy() for e, r in snapshots.items()}
-
-
-def prior_samples_by_epoch(snapshots: dict, n: int, seed: int = 0) -> dict:
-    """"epoch e" -> pixel probabilities [n, 784] of n prior samples; every snapshot decodes
-    the same latent draws (same ``seed``), so the rows show one decoder changing."""
-    from iwae_lib import models
-    from iwae_lib._quiet import import_tensorflow_quietly
-
-    tf = import_tensorflow_quietly()
-    return {f"epoch {e}": models.sample_prior(r.weights, r.model, n, tf.constant([seed, 0], tf.int64))[0].numpy()
-            for e, r in snapshots.items()}
-
-
 def book_snapshot_setup(objective: str = "iwae", k: int = 5, smoke: bool | None = None):
     """The book's snapshot runs (chapters 4 and 8 share them): (run name, TrainConfig, epochs).
 
