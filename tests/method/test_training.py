@@ -488,8 +488,15 @@ def test_an_unwritable_output_directory_is_refused(tmp_path):
 FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "resume_a88b801"
 
 
-def _final_arrays(out):
-    """The weights (name -> array) and per-image test log-likelihoods ([test images]) a run wrote."""
+def _train_from_fixture(out, files):
+    """Copy ``files`` of the fixture run into ``out``, train it to the end and return its weights
+    (name -> array) and per-image test log-likelihoods ([test images])."""
+    out.mkdir()
+    for name in files:
+        (out / name).write_bytes((FIXTURE_RUN / name).read_bytes())
+    if "checkpoint.npz" in files:
+        assert checkpoint_position(out) == {"epoch": 1, "step_in_epoch": 10, "global_step": 30}
+    training.train(TrainConfig(**checkpoints.load_json(out / "config.json")["train"]), out, progress=False)
     return load_weights(out), checkpoints.load_arrays(out / "test_log_likelihoods.npz")["log_likelihood"]
 
 
@@ -502,25 +509,15 @@ def test_a_checkpoint_of_earlier_code_resumes_bit_for_bit(tmp_path, real_data_di
     vector instructions (AVX-512 or not) round matrix products differently; there the
     comparison allows float32 rounding (an AVX2-only AMD EPYC ends at most 1e-6 from the
     fixture's weights and 3e-5 nats from its per-image estimates)."""
-    for name, copied in (("fresh", ("config.json",)),
-                         ("resumed", ("config.json", "checkpoint.npz", "progress.json"))):
-        out = tmp_path / name
-        out.mkdir()
-        for file in copied:
-            (out / file).write_bytes((FIXTURE_RUN / file).read_bytes())
-        config = TrainConfig(**checkpoints.load_json(out / "config.json")["train"])
-        if name == "resumed":
-            assert checkpoint_position(out) == {"epoch": 1, "step_in_epoch": 10, "global_step": 30}
-        training.train(config, out, progress=False)
-    expected = (checkpoints.load_arrays(FIXTURE_RUN / "expected_weights.npz"),
-                checkpoints.load_arrays(FIXTURE_RUN / "expected_test_log_likelihoods.npz")["log_likelihood"])
-    fresh, resumed = _final_arrays(tmp_path / "fresh"), _final_arrays(tmp_path / "resumed")
-    assert sorted(resumed[0]) == sorted(expected[0])
-    same_arithmetic = all(np.array_equal(fresh[0][name], expected[0][name]) for name in expected[0])
-    if same_arithmetic:
-        assert all(np.array_equal(resumed[0][name], expected[0][name]) for name in expected[0])
-        assert np.array_equal(resumed[1], expected[1])
+    fresh_weights, _ = _train_from_fixture(tmp_path / "fresh", ("config.json",))
+    weights, per_image = _train_from_fixture(tmp_path / "resumed", ("config.json", "checkpoint.npz", "progress.json"))
+    expected = checkpoints.load_arrays(FIXTURE_RUN / "expected_weights.npz")
+    expected_per_image = checkpoints.load_arrays(FIXTURE_RUN / "expected_test_log_likelihoods.npz")["log_likelihood"]
+    assert sorted(weights) == sorted(expected)
+    if all(np.array_equal(fresh_weights[name], expected[name]) for name in expected):  # same arithmetic
+        assert all(np.array_equal(weights[name], expected[name]) for name in expected)
+        assert np.array_equal(per_image, expected_per_image)
     else:
-        for name in expected[0]:
-            np.testing.assert_allclose(resumed[0][name], expected[0][name], rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(resumed[1], expected[1], rtol=1e-6)
+        for name in expected:
+            np.testing.assert_allclose(weights[name], expected[name], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(per_image, expected_per_image, rtol=1e-6)
