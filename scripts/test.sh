@@ -12,4 +12,4 @@ export IWAE_SMOKE=1
 # CI, TensorFlow segfaulted inside an evaluation test that passes everywhere else), a fresh
 # worker runs that test once more and goes on; an ordinary failure is never rerun.
 python -m pytest tests notebooks --nbval-lax -p no:cacheprovider -n 1 \
-  --reruns 1 --only-rerun "crashed while running" --durations=15 "$@"
+  --reruns 1 --only-rerun "crashed while running" --durations=50 "$@"
