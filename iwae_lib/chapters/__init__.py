@@ -272,6 +272,14 @@ def train_or_load_all(configs: dict, smoke: bool | None = None, progress: bool =
     return {name: train_or_load(name, config, smoke=smoke, progress=progress) for name, config in configs.items()}
 
 
+def train_or_load_recorded(configs: dict, progress: bool = True) -> dict:
+    """``train_or_load_all`` for those of ``configs`` (name -> TrainConfig) recorded in results/:
+    the long runs a chapter shows once they have finished. In the smoke profile all of them
+    are trained (tiny), so the smoke run executes the code that shows them."""
+    shown = {name: config for name, config in configs.items() if is_smoke() or has_recorded_run(name)}
+    return train_or_load_all(shown, progress=progress)
+
+
 def missing_runs(names) -> list:
     """The names among ``names`` that have no recorded results (they would be trained)."""
     return [name for name in names if not has_recorded_run(name)]

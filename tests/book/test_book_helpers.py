@@ -234,6 +234,25 @@ def test_smoke_profile_never_reads_results(monkeypatch, tmp_path):
     assert chapters.missing_runs(["fake_run", "other"]) == ["other"]
 
 
+def test_only_recorded_runs_are_shown_outside_the_smoke_profile(monkeypatch, tmp_path):
+    config = TrainConfig(epochs=12, k=5)
+    _fake_run(tmp_path / "results", "done", config, test_ll=-1.0)
+    monkeypatch.setattr(chapters, "results_dir", lambda: tmp_path / "results")
+    monkeypatch.setenv("IWAE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr("iwae_lib.training.train",
+                        lambda cfg, out, progress=True, dataset=None: _fake_run(out.parent, out.name, cfg, -2.0))
+    monkeypatch.setattr(chapters, "dataset", lambda *args: None)
+    configs = {"done": config, "unfinished": config}
+    monkeypatch.delenv("IWAE_SMOKE", raising=False)
+    monkeypatch.delenv("IWAE_PROFILE", raising=False)
+    shown = chapters.train_or_load_recorded(configs, progress=False)
+    assert list(shown) == ["done"] and shown["done"].test_log_likelihood == -1.0
+    monkeypatch.setenv("IWAE_SMOKE", "1")
+    shown = chapters.train_or_load_recorded(configs, progress=False)
+    assert list(shown) == ["done", "unfinished"]
+    assert all(record.test_log_likelihood == -2.0 for record in shown.values())  # tiny stand-ins
+
+
 def test_missing_weights_are_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no weights for run 'absent'"):
         chapters.load_weights("absent", tmp_path)
