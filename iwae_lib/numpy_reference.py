@@ -76,7 +76,11 @@ def _get(weights: dict, name: str) -> np.ndarray:
 
 
 def _linear(weights, prefix, inputs):
-    return inputs @ _get(weights, prefix + "/w") + _get(weights, prefix + "/b")
+    """inputs [..., fan_in] -> [..., fan_out]; the leading axes are flattened into one matrix
+    product (NumPy would otherwise call BLAS once per leading index)."""
+    w = _get(weights, prefix + "/w")
+    flat = inputs.reshape(-1, inputs.shape[-1]) @ w + _get(weights, prefix + "/b")
+    return flat.reshape(inputs.shape[:-1] + (w.shape[1],))
 
 
 def _tanh_mlp(weights, prefix, inputs, n_hidden):

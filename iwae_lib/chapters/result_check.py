@@ -32,6 +32,7 @@ record fails about once in 16000 checks.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 
@@ -80,13 +81,20 @@ def reference_log_weights(weights: dict, model: dict, x, k: int, seed: int, chun
 
 def test_images(config) -> np.ndarray:
     """The test images of a run's final evaluation (as the model sees them), [N, x_size]."""
-    from iwae_lib import data, training
+    x = _all_test_images(config.dataset, config.likelihood)
+    return x if config.final_test_size is None else x[: config.final_test_size]
 
-    ds = data.load_dataset(config.dataset, config.validation_size, config.seed)
-    if hasattr(training, "prepare_data"):  # 8-bit models see pixel levels
-        ds = training.prepare_data(config, ds)
-    x = ds.test if config.final_test_size is None else ds.test[: config.final_test_size]
-    return np.asarray(x, np.float64)
+
+@functools.lru_cache(maxsize=2)
+def _all_test_images(dataset: str, likelihood: str) -> np.ndarray:
+    """A data set's whole test set as a likelihood reads it, [N, x_size] float64, read-only.
+    Kept between calls: the test set depends on neither the validation split nor the seed
+    (``data.load_dataset``), and many recorded runs share one."""
+    from iwae_lib import data, likelihoods
+
+    x = np.asarray(likelihoods.get(likelihood).data(data.load_dataset(dataset)).test, np.float64)
+    x.flags.writeable = False
+    return x
 
 
 def check_run(run_dir, n_images: int = 40, control_k: int = 20, seed: int = 0, images=None) -> CheckResult:
