@@ -67,6 +67,9 @@ def book_env():
     if PROFILE == "smoke":
         env["IWAE_SMOKE"] = "1"
     env["IPYTHONDIR"] = str(REPO / ".ipython")
+    # the runs a chapter trains go under the build (runs/smoke/ is nbval's, which may run
+    # the same chapter at the same time in another test worker)
+    env["IWAE_RUNS_DIR"] = str(BUILD / PROFILE / "runs")
     env.setdefault("IWAE_DATA_DIR", str(REPO.parent / "shared" / "data"))
     return env
 
