@@ -129,13 +129,14 @@ def _hours(seconds: float) -> str:
 
 
 def rows(results: Path | None = None) -> list:
-    """One dict of table cells (strings) per paper cell of :func:`cells` and run of
-    :func:`cell_runs` that the chapters show (:func:`iwae_lib.chapters.catalog.shown_runs`: a
-    long run, of the paper's own recipe or the study's choice, once it is recorded)."""
+    """One dict of table cells (strings) per paper cell and run of :func:`cell_runs` that the
+    chapters show (:func:`iwae_lib.chapters.catalog.shown_runs`: a long run, of the paper's own
+    recipe, the study's choice or Appendix D across k, once it is recorded), in the order of
+    :func:`cells`."""
     results = REPO / "results" if results is None else Path(results)
     names = _shown_run_names(results)
     table = []
-    for cell in cells():
+    for cell in cells(names):
         table.extend(_row(results, cell, run) for run in cell_runs(*cell) if run.name in names)
     return table
 

@@ -327,3 +327,15 @@ def test_a_paper_recipe_run_joins_the_table_once_it_is_recorded(tmp_path):
     row = rows[names.index(name)]
     assert (row["recipe"], row["paper NLL"], row["our NLL"]) == ("paper's recipe", "85.54", "86.12 ± 0.20")
     assert "+0.58 nats for the 1 run with the paper's recipe" in tables.gap_sentence(rows)
+
+
+def test_a_cell_only_a_long_run_fills_joins_the_table_once_recorded(tmp_path):
+    """Appendix D at k=1 has no run among the book's runs, only a long run: its cell gets a row
+    (in table order, before the cell at k=5) once that run's metrics.json exists."""
+    name = "binarized_mnist_1l_vae_k1"
+    record(tmp_path, name, train_config(dataset="binarized_mnist", objective="vae", k=1))
+    assert name not in [row["name"] for row in tables.rows(tmp_path)]  # unfinished: not shown
+    (tmp_path / name / "metrics.json").write_text(json.dumps(METRICS))
+    names = [row["name"] for row in tables.rows(tmp_path)]
+    assert names.index(name) == names.index("binarized_mnist_1l_vae_k5") - 1
+    assert tables.rows(tmp_path)[names.index(name)]["paper NLL"] == "88.71"
