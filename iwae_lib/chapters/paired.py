@@ -60,8 +60,8 @@ def nll_differences(records: dict, baseline: str, split: str = "test"):
     records: row label -> RunRecord, all scored on the same images of ``split``.
     baseline: the label the others are compared with.
     Columns: "<split> NLL", "s.e.", "NLL - <baseline>", "s.e. (paired)" (nats; a negative
-    difference: the run fits the images better than the baseline), "<split>" being "test"
-    or "validation".
+    difference: the run fits the images better than the baseline; 0 and 0 in the baseline's
+    row), "<split>" being "test" or "validation".
     """
     import pandas as pd
 
@@ -73,8 +73,8 @@ def nll_differences(records: dict, baseline: str, split: str = "test"):
     base = per_image_log_likelihoods(records[baseline], split)
     rows = {}
     for label, record in records.items():
-        mean, se = (math.nan, math.nan) if label == baseline else paired_difference(
-            base, per_image_log_likelihoods(record, split))
+        # the baseline's row is its difference from itself: 0 and 0, exactly
+        mean, se = paired_difference(base, per_image_log_likelihoods(record, split))
         rows[label] = {f"{SPLIT_NAMES[split]} NLL": -float(record.metrics[f"{split}_log_likelihood"]),
                        "s.e.": record.metrics.get(f"{split}_log_likelihood_stderr", math.nan),
                        f"NLL - {baseline}": mean, "s.e. (paired)": se}
