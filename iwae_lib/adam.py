@@ -31,6 +31,12 @@ def apply_adam(params, grads, m, v, step, learning_rate, beta1=0.9, beta2=0.999,
     kernel computes lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps'); passing
     eps' = epsilon * sqrt(1 - beta2^t) makes it exactly the update above.
 
+    Inside a ``tf.function`` every update waits until all of ``grads`` are computed. The
+    backward pass still reads a layer's weights (for the gradient of its input) after that
+    layer's own gradient exists; an update that ran before that read would first copy the
+    weights, since TensorFlow keeps a value that is still to be read. The order changes no
+    number; it saves that copy (``benchmarks/README.md``, "Adam after the backward pass").
+
     Args:
         params, m, v: dicts of tf.Variable with identical keys and shapes.
         grads: dict of gradients (same keys) of the loss to minimise.
@@ -39,6 +45,8 @@ def apply_adam(params, grads, m, v, step, learning_rate, beta1=0.9, beta2=0.999,
     """
     beta1_power, beta2_power = beta1**step, beta2**step
     eps_hat = epsilon * tf.sqrt(1.0 - beta2_power)
+    with tf.control_dependencies(list(grads.values())):  # each waits for all of them
+        grads = {name: tf.identity(g) for name, g in grads.items()}
     for name, g in grads.items():
         tf.raw_ops.ResourceApplyAdam(
             var=params[name].handle, m=m[name].handle, v=v[name].handle,

@@ -56,3 +56,37 @@ def test_second_moments_started_at_one_shrink_the_first_steps():
     expected = -1e-3 * g / (np.sqrt(v_hat) + 1e-4)
     np.testing.assert_allclose(params["w"].numpy(), [expected], rtol=1e-4)
     assert abs(expected) < 1e-3 / 60  # a sixtieth of the textbook first step, lr * sign(g)
+
+
+def test_updates_wait_for_every_gradient():
+    """In a compiled step every gradient is an ancestor of every update, so no update runs
+    while the backward pass may still read the weights it changes (an update then would
+    copy them first; the order changes no number)."""
+    params = {"w1": tf.Variable(np.ones((3, 5), np.float32)), "w2": tf.Variable(np.ones((5, 2), np.float32))}
+    m, v = adam.zeros_like_params(params), adam.zeros_like_params(params)
+    gradient_ops = []
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.tanh(x @ params["w1"]) @ params["w2"])  # d/dw1 reads w2
+        grads = tape.gradient(loss, params)
+        gradient_ops.extend(g.op for g in grads.values())
+        adam.apply_adam(params, grads, m, v, tf.constant(1.0), tf.constant(1e-3))
+
+    graph = step.get_concrete_function(tf.TensorSpec([4, 3], tf.float32)).graph
+    updates = [op for op in graph.get_operations() if op.type == "ResourceApplyAdam"]
+    assert len(updates) == 2 and len(set(gradient_ops)) == 2
+
+    def ancestors(op):
+        seen, todo = set(), [op]
+        while todo:
+            current = todo.pop()
+            for parent in [t.op for t in current.inputs] + list(current.control_inputs):
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return seen
+
+    for op in updates:
+        assert set(gradient_ops) <= ancestors(op), op.name
