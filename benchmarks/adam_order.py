@@ -62,11 +62,9 @@ VERSIONS = {"with wait": WITH_WAIT, "without wait": adam_without_wait}
 
 def train_chunk(update, k: int, images: np.ndarray):
     """A fresh model (seed 0) and its compiled 100-step call using ``update`` for Adam."""
-    adam.apply_adam = update  # read by training.compile_train_chunk when it traces
     config = TrainConfig(k=k)
-    initial = models.init_params(config.model_config(), 0, images.mean(axis=0))
-    params = models.as_variables(initial)
-    m, v = (models.as_variables({n: np.zeros_like(p) for n, p in initial.items()}) for _ in range(2))
+    params = models.as_variables(models.init_params(config.model_config(), 0, images.mean(axis=0)))
+    m, v = adam.zeros_like_params(params), adam.zeros_like_params(params)
     chunk = training.make_train_chunk(params, m, v, config, dynamic=True)
     batches = tf.constant(images.reshape(STEPS_PER_CALL, config.batch_size, -1))
     rate = tf.constant(1e-3)
@@ -74,9 +72,24 @@ def train_chunk(update, k: int, images: np.ndarray):
     def call(first_step: int):
         chunk(batches, rate, tf.constant(first_step, tf.int64))
 
-    call(0)  # traced here, while adam.apply_adam is `update`
-    adam.apply_adam = WITH_WAIT
+    adam.apply_adam = update  # read by training.compile_train_chunk when it traces
+    try:
+        call(0)  # traced here
+    finally:
+        adam.apply_adam = WITH_WAIT
     return params, call
+
+
+def trained_parameters(k: int, images: np.ndarray, steps: int) -> dict:
+    """version -> its parameters (name -> array) after ``steps`` steps (a multiple of 100)
+    from the same start on the same images."""
+    finals = {}
+    for name, update in VERSIONS.items():
+        params, call = train_chunk(update, k, images)
+        for first in range(STEPS_PER_CALL, steps, STEPS_PER_CALL):
+            call(first)
+        finals[name] = {n: p.numpy() for n, p in params.items()}
+    return finals
 
 
 def alternating_rates(calls: dict, seconds: float) -> dict:
@@ -111,12 +124,7 @@ def main(argv=None):
               "git_revision": runinfo.git_revision(), "cpu": cpu_info(), "note": args.note,
               "load_at_start": load_now(), "k": {}}
     for k in args.k:
-        finals = {}
-        for name, update in VERSIONS.items():
-            params, call = train_chunk(update, k, images)
-            for first in range(STEPS_PER_CALL, args.check_steps, STEPS_PER_CALL):
-                call(first)
-            finals[name] = {n: p.numpy() for n, p in params.items()}
+        finals = trained_parameters(k, images, args.check_steps)
         identical = all(np.array_equal(finals["with wait"][n], finals["without wait"][n]) for n in finals["with wait"])
         rounds = []
         for r in range(args.rounds):
